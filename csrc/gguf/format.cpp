@@ -69,11 +69,17 @@ bool is_valid_utf8(std::string_view s) {
 }
 
 std::string quote(std::string_view s, size_t max) {
+    // Messages become Python str: keep them valid UTF-8. A valid string is
+    // cut on a character boundary; an invalid one has its non-ASCII bytes
+    // escaped as well as its control bytes.
+    const bool utf8 = is_valid_utf8(s);
+    size_t n = s.size() < max ? s.size() : max;
+    if (utf8)
+        while (n < s.size() && n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
     std::string out = "'";
-    const size_t n = s.size() < max ? s.size() : max;
     for (size_t i = 0; i < n; ++i) {
         const unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c < 0x20 || c == 0x7F || c == '\'' || c == '\\') {
+        if (c < 0x20 || c == 0x7F || c == '\'' || c == '\\' || (!utf8 && c >= 0x80)) {
             char buf[8];
             std::snprintf(buf, sizeof buf, "\\x%02x", c);
             out += buf;

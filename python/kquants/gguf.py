@@ -257,27 +257,42 @@ def _infer_elements(values: Sequence, key: str) -> GGUFValueType:
     return kinds.pop()
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
 def _pack_scalars(values, vtype: GGUFValueType, key: str) -> bytes:
-    """Little-endian bytes of the values as ``vtype``; integers are range-checked."""
+    """Little-endian bytes of the values (a sequence or 1-D array) as ``vtype``.
+    Integers are range-checked; bools and numbers are not mixed up."""
     dt = _DTYPE[int(vtype)]
-    try:
-        arr = np.asarray(values)
-    except OverflowError:  # Python ints beyond 64 bits
-        arr = np.asarray(values, dtype=object)
+    is_array = isinstance(values, np.ndarray)
     if vtype == GGUFValueType.BOOL:
-        if arr.dtype != np.bool_:
-            raise _err(f"metadata {key!r}: BOOL needs bool values, got {arr.dtype}")
+        ok = values.dtype == np.bool_ if is_array else all(isinstance(v, (bool, np.bool_)) for v in values)
+        if not ok:
+            raise _err(f"metadata {key!r}: BOOL needs bool values")
+        arr = np.asarray(values, dtype=np.bool_)
     elif dt.kind in "iu":
-        if arr.dtype.kind not in "iuO" or (arr.dtype == object and not all(
-                isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in arr.flat)):
-            raise _err(f"metadata {key!r}: {vtype.name} needs integers, got {arr.dtype}")
+        if is_array and values.dtype.kind in "iu":
+            arr = values
+            bounds = (int(arr.min()), int(arr.max())) if arr.size else None
+        elif not is_array and all(_is_int(v) for v in values):
+            ints = [int(v) for v in values]
+            arr = None
+            bounds = (min(ints), max(ints)) if ints else None
+        else:
+            raise _err(f"metadata {key!r}: {vtype.name} needs integers")
         lo, hi = _INT_RANGE[int(vtype)]
-        if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
+        if bounds and (bounds[0] < lo or bounds[1] > hi):
             raise _err(f"metadata {key!r}: value out of range for {vtype.name} [{lo}, {hi}]")
-        if arr.dtype == object:
-            arr = np.array([int(v) for v in arr.flat], dtype=dt)
-    elif arr.dtype.kind not in "iuf":
-        raise _err(f"metadata {key!r}: {vtype.name} needs numbers, got {arr.dtype}")
+        if arr is None:
+            arr = np.array(ints, dtype=dt)
+    else:
+        ok = values.dtype.kind in "iuf" if is_array else all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+            for v in values)
+        if not ok:
+            raise _err(f"metadata {key!r}: {vtype.name} needs numbers")
+        arr = np.asarray(values, dtype=np.float64 if not is_array else None)
     return np.ascontiguousarray(arr, dtype=dt).tobytes()
 
 
