@@ -7,16 +7,9 @@ namespace kq::ref {
 #define KQ_TODO(T)                                                                                 \
     void quantize_row_##T(const float*, void*, int64_t, const float*) { throw Error(#T " not implemented"); } \
     void dequantize_row_##T(const void*, float*, int64_t) { throw Error(#T " not implemented"); }
-KQ_TODO(q4_0)
-KQ_TODO(q4_1)
-KQ_TODO(q5_0)
-KQ_TODO(q5_1)
-KQ_TODO(q8_0)
-KQ_TODO(q8_1)
 KQ_TODO(q2_K)
 KQ_TODO(q3_K)
 KQ_TODO(q4_K)
 KQ_TODO(q5_K)
 KQ_TODO(q6_K)
-KQ_TODO(q8_K)
 }  // namespace kq::ref
