@@ -50,9 +50,10 @@ void imatrix_weights(const float* qw, const float* x, int n, float sigma2, float
 
 // Symmetric levels l in [-nmax, nmax-1] with x ~ scale * l; stores l + nmax
 // in L and returns scale. Minimises sum w*(x - scale*l)^2 with w = qw[i], or
-// w = x^2 when qw is null (ggml's rmse_type 1), over 19 trial inverse scales
-// -(nmax + 0.1*k)/max, k = -9..9, where max is the signed value of largest
-// magnitude (so the extreme value maps to -nmax, the level with no +nmax twin).
+// w = x^2 when qw is null (ggml's rmse_type 1), over the inverse scales
+// -(nmax + 0.1*k)/max, k = -9..9 (k = 0 first), where max is the signed value
+// of largest magnitude (so the extreme value maps to -nmax, the level with no
+// +nmax twin).
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* qw);
 
 // Q3_K's symmetric search without importance weights: as make_qx_quants with

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "core/blocks.h"
@@ -23,9 +24,20 @@ namespace {
 
 constexpr int kHalf = 16;  // a 32-value block packs values j and j+16 into byte j
 
-// float -> small integer by truncation toward zero, the C conversion ggml
-// applies ((int8_t)(v + 8.5f) etc.). Callers keep v within [0, 32].
-inline int trunc_to_int(float v) { return static_cast<int>(v); }
+// float -> integer by truncation toward zero: the C conversion ggml applies
+// ((int8_t)(v + 8.5f), (int8_t)roundf(v), ...). For finite in-range v that is
+// plain truncation. A block of fp32 denormals makes 1/d overflow to inf and v
+// inf or NaN; C leaves that conversion undefined, and x86 (where the golden
+// data comes from) yields INT32_MIN, whose low byte is 0. We return that
+// explicitly instead of invoking undefined behaviour.
+inline int trunc_to_int(float v) {
+    constexpr float kTwo31 = 2147483648.0f;  // 2^31: first float outside int32
+    return (v > -kTwo31 && v < kTwo31) ? static_cast<int>(v) : INT32_MIN;
+}
+// The byte that C's (int8_t)v / (uint8_t)v leaves on x86: the low 8 bits of
+// the int32 truncation.
+inline int to_int8(float v) { return static_cast<int8_t>(trunc_to_int(v) & 0xFF); }
+inline uint8_t to_uint8(float v) { return static_cast<uint8_t>(trunc_to_int(v) & 0xFF); }
 
 // The value of largest magnitude with its sign (first one on ties); 0 for
 // an all-zero block.
@@ -89,8 +101,8 @@ void quantize_row_q4_0(const float* x, void* y, int64_t n, const float* imatrix)
             b.d = fp32_to_fp16(d);
             for (int j = 0; j < kHalf; ++j) {
                 // +8 recentres [-8, 8] to [0, 16]; +0.5 then truncation rounds.
-                const int q0 = std::min(15, trunc_to_int(xb[j] * id + 8.5f));
-                const int q1 = std::min(15, trunc_to_int(xb[j + kHalf] * id + 8.5f));
+                const int q0 = std::min(15, to_int8(xb[j] * id + 8.5f));
+                const int q1 = std::min(15, to_int8(xb[j + kHalf] * id + 8.5f));
                 b.qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
             }
             store_block(y, i, b);
@@ -138,8 +150,8 @@ void quantize_row_q4_1(const float* x, void* y, int64_t n, const float* imatrix)
             b.d = fp32_to_fp16(d);
             b.m = fp32_to_fp16(mn);
             for (int j = 0; j < kHalf; ++j) {
-                const int q0 = std::min(15, trunc_to_int((xb[j] - mn) * id + 0.5f));
-                const int q1 = std::min(15, trunc_to_int((xb[j + kHalf] - mn) * id + 0.5f));
+                const int q0 = std::min(15, to_int8((xb[j] - mn) * id + 0.5f));
+                const int q1 = std::min(15, to_int8((xb[j + kHalf] - mn) * id + 0.5f));
                 b.qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
             }
             store_block(y, i, b);
@@ -188,7 +200,7 @@ void quantize_row_q5_0(const float* x, void* y, int64_t n, const float* imatrix)
             const float d = signed_absmax32(xb) / -16;  // extreme value -> level 0 (q - 16 = -16)
             const float id = d != 0.0f ? 1.0f / d : 0.0f;
             for (int j = 0; j < QK5_0; ++j)
-                L[j] = static_cast<uint8_t>(std::min(31, trunc_to_int(xb[j] * id + 16.5f)));
+                L[j] = static_cast<uint8_t>(std::min(31, to_int8(xb[j] * id + 16.5f)));
             block_q5_0 b;
             b.d = fp32_to_fp16(d);
             pack_5bit(L, b.qs, b.qh);
@@ -241,7 +253,7 @@ void quantize_row_q5_1(const float* x, void* y, int64_t n, const float* imatrix)
             // No clamp to 31, as in ggml: (x - min) * id exceeds 31 by
             // rounding error at most, so the +0.5 truncation stays <= 31.
             for (int j = 0; j < QK5_1; ++j)
-                L[j] = static_cast<uint8_t>(trunc_to_int((xb[j] - mn) * id + 0.5f));
+                L[j] = to_uint8((xb[j] - mn) * id + 0.5f);
             block_q5_1 b;
             b.d = fp32_to_fp16(d);
             b.m = fp32_to_fp16(mn);
@@ -296,7 +308,7 @@ inline float quantize_q8_block(const float* xb, Block& b) {
     const float d = amax / 127;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     b.d = fp32_to_fp16(d);
-    for (int j = 0; j < 32; ++j) b.qs[j] = static_cast<int8_t>(std::round(xb[j] * id));
+    for (int j = 0; j < 32; ++j) b.qs[j] = static_cast<int8_t>(to_int8(std::round(xb[j] * id)));
     return d;
 }
 

@@ -61,8 +61,10 @@ void quantize_block_plain(const float* x, block_q2_K& b) {
     }
     if (max_min > 0) {
         const float iscale = kScaleMax / max_min;
-        for (int j = 0; j < kNumSub; ++j)
-            b.scales[j] = static_cast<uint8_t>(b.scales[j] | (ks::nearest_int(iscale * mins[j]) << 4));
+        for (int j = 0; j < kNumSub; ++j) {
+            const auto lm = static_cast<unsigned>(ks::nearest_int(iscale * mins[j]));
+            b.scales[j] = static_cast<uint8_t>(b.scales[j] | (lm << 4));
+        }
         b.dmin = fp32_to_fp16(max_min / kScaleMax);
     } else {
         b.dmin = fp32_to_fp16(0.f);
