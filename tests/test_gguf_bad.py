@@ -210,6 +210,14 @@ def test_missing_file_is_oserror(tmp_path):
     assert str(p) in str(ei.value) and "No such file" in str(ei.value)
 
 
+def test_nul_in_path_is_oserror(tmp_path):
+    p = write(tmp_path, c.valid_small())
+    with pytest.raises(kquants.KQuantsIOError, match="NUL"):
+        kquants.GGUFFile(str(p) + "\0.other")
+    with pytest.raises(kquants.KQuantsIOError, match="NUL"):
+        kquants.GGUFWriter(str(tmp_path / "out.gguf") + "\0x")
+
+
 def test_directory_is_oserror(tmp_path):
     with pytest.raises(kquants.KQuantsIOError, match="not a regular file"):
         kquants.GGUFFile(tmp_path)

@@ -102,7 +102,7 @@ py::array view(const std::shared_ptr<const Mapping>& m, uint64_t offset, const p
     static const uint8_t empty = 0;
     const uint8_t* ptr = count ? m->data() + offset : &empty;
     py::array a(dt, {static_cast<py::ssize_t>(count)}, {}, ptr, base);
-    py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    a.attr("setflags")(py::arg("write") = false);
     return a;
 }
 

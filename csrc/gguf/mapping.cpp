@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "gguf/format.h"
 
 namespace kq::gguf {
 
@@ -17,6 +18,8 @@ std::string os_error(const std::string& path, const std::string& what, int err) 
 }
 
 std::shared_ptr<const Mapping> Mapping::open(const std::string& path) {
+    // open() would silently stop at an embedded NUL and read another file.
+    if (path.find('\0') != std::string::npos) throw IOError("path contains a NUL byte: " + quote(path));
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw IOError(os_error(path, "cannot open", errno));
     struct stat st;

@@ -60,6 +60,7 @@ mode_t default_mode() {
 
 Writer::Writer(const std::string& path, const std::vector<std::string>& inputs) : path_(path) {
     if (path.empty()) throw Error("GGUF writer: empty destination path");
+    if (path.find('\0') != std::string::npos) throw IOError("path contains a NUL byte: " + quote(path));
     struct stat dst;
     if (::stat(path.c_str(), &dst) == 0) {
         if (S_ISDIR(dst.st_mode)) throw IOError(path + ": destination is a directory");
