@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
@@ -156,11 +157,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except (_core.KQuantsError, _core.KQuantsIOError, OSError) as e:
+    except BrokenPipeError:  # e.g. `kquants info x.gguf | head`: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
+    except (_core.KQuantsError, OSError) as e:  # KQuantsIOError is an OSError
         sys.stderr.write(f"kquants {args.command}: error: {e}\n")
         return 1
-    except BrokenPipeError:  # e.g. `kquants info x.gguf | head`
-        return 0
 
 
 if __name__ == "__main__":

@@ -395,7 +395,8 @@ class GGUFWriter:
         """Declares a tensor of ``shape`` (NumPy order: last dim = row length)
         and ``type``; returns its byte size (checked against ``nbytes`` if given)."""
         info = type_info(type)
-        ne = [int(d) for d in reversed(tuple(shape))]
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        ne = [int(d) for d in reversed(shape)]
         n = self._w.add_tensor_info(name, ne, info.ggml_id)
         if nbytes is not None and int(nbytes) != n:
             raise _err(f"{self.path}: tensor {name!r}: nbytes {nbytes} does not match shape "
