@@ -171,3 +171,20 @@ def test_context_manager_closes(smollm2):
     with kquants.GGUFFile(smollm2) as f:
         assert len(f.tensors) == 272
     assert f.closed
+
+
+@pytest.mark.parametrize("vocab", ["llama-spm", "bert-bge"])
+def test_vocab_only_files_written_by_llama_cpp(vocab):
+    """llama.cpp's vocab-only GGUFs: no tensors, and the file ends before the
+    aligned data offset (no padding after the header) — still valid."""
+    from conftest import require_shared
+    path = require_shared("tokenizer") / f"ggml-vocab-{vocab}.gguf"
+    ref = gguf.GGUFReader(path)
+    with kquants.GGUFFile(path) as f:
+        assert f.tensors == [] and f.data_offset == ref.data_offset
+        assert f.data_offset > f.file_size
+        for key, rf in ref.fields.items():
+            if not key.startswith("GGUF."):
+                assert f.metadata[key] == rf.contents(), key
+    del ref
+    gc.collect()
