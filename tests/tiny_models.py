@@ -14,6 +14,29 @@ import numpy as np
 from kquants.convert.hf import save_safetensors
 
 
+def det_normal(shape, seed: int) -> np.ndarray:
+    """Deterministic, platform-independent pseudo-normal float32 values: an
+    integer hash (exact uint64 arithmetic) -> four uniforms in [-0.5, 0.5)
+    (exact in float32) -> their sum (Irwin-Hall, roughly normal), plus a few
+    heavier columns so the quantizers' search paths get exercised."""
+    n = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    i = np.arange(n, dtype=np.uint64)
+    acc = np.zeros(n, dtype=np.float32)
+    for k in range(4):
+        h = (i * np.uint64(6364136223846793005) + np.uint64(1442695040888963407 + 7919 * seed + 104729 * k))
+        h ^= h >> np.uint64(29)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(32)
+        acc += ((h >> np.uint64(40)).astype(np.float32) * np.float32(1.0 / (1 << 24)) - np.float32(0.5))
+    x = acc.reshape(shape)
+    if len(shape) >= 2:
+        cols = shape[-1]
+        scale = np.ones(cols, dtype=np.float32)
+        scale[::37] = np.float32(4.0)
+        x = x * scale
+    return x
+
+
 def _bytes_to_unicode():
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) + \
         list(range(ord("\xae"), ord("\xff") + 1))
@@ -62,7 +85,6 @@ def make_llama(d, *, n_layer=4, hidden=256, n_head=4, n_kv=2, ff=512, vocab=320,
     """A tiny Llama (or Qwen2 with arch="Qwen2ForCausalLM") checkpoint folder."""
     d = Path(d)
     d.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
     hd = hidden // n_head
     cfg = {"architectures": [arch], "model_type": "qwen2" if "Qwen2" in arch else "llama",
            "hidden_size": hidden, "intermediate_size": ff, "num_attention_heads": n_head,
@@ -86,12 +108,11 @@ def make_llama(d, *, n_layer=4, hidden=256, n_head=4, n_kv=2, ff=512, vocab=320,
             shapes.update({p + "self_attn.q_proj.bias": (n_head * hd,), p + "self_attn.k_proj.bias": (n_kv * hd,),
                            p + "self_attn.v_proj.bias": (n_kv * hd,)})
     tensors = {}
-    for name, shape in shapes.items():
+    for k, (name, shape) in enumerate(shapes.items()):
         if "norm" in name:
-            x = 1.0 + 0.1 * rng.standard_normal(shape)
+            x = np.float32(1.0) + np.float32(0.1) * det_normal(shape, seed * 1000 + k)
         else:
-            x = rng.standard_normal(shape) * 0.05
-        x = x.astype(np.float32)
+            x = det_normal(shape, seed * 1000 + k) * np.float32(0.05)
         if dtype == "f16":
             x = x.astype(np.float16)
         elif dtype == "bf16":
@@ -119,7 +140,6 @@ def make_bert(d, *, n_layer=2, hidden=256, n_head=4, ff=512, seed=0):
     """A tiny BertModel + sentence-transformers pooling (mean), WordPiece vocab."""
     d = Path(d)
     d.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
     words = ["[PAD]"] + [f"[unused{i}]" for i in range(3)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"] + \
         list("abcdefghijklmnopqrstuvwxyz") + ["the", "##s", "##ing", "hello", "world"]
     vocab = len(words)
@@ -153,10 +173,50 @@ def make_bert(d, *, n_layer=2, hidden=256, n_head=4, ff=512, seed=0):
     shapes["pooler.dense.weight"] = (hidden, hidden)
     shapes["pooler.dense.bias"] = (hidden,)
     tensors = {}
-    for name, shape in shapes.items():
+    for k, (name, shape) in enumerate(shapes.items()):
         if shape is None:
             tensors[name] = np.arange(64, dtype=np.int64).reshape(1, 64)
             continue
-        tensors[name] = (rng.standard_normal(shape) * 0.05).astype(np.float32)
+        tensors[name] = det_normal(shape, seed * 1000 + k) * np.float32(0.05)
     save_safetensors(d / "model.safetensors", tensors)
     return d, tensors
+
+
+ALL_PRESETS = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k_s", "q3_k_m",
+               "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k"]
+
+# The byte-exactness cases (tests/data/convert_expected.json).
+CASES = {
+    # 8 layers (use_more_bits and the n/8, n/16 layer rules vary), GQA 4, untied output, bf16 checkpoint
+    "gqa4": dict(model=dict(n_layer=8, hidden=256, n_head=4, n_kv=1, ff=512, vocab=320, dtype="bf16"),
+                 presets=ALL_PRESETS),
+    # rows of 320 (not a multiple of 256: the K-quant fallbacks), tied embeddings, no GQA, f16 checkpoint
+    "tied320": dict(model=dict(n_layer=4, hidden=320, n_head=5, n_kv=5, ff=640, vocab=320, dtype="f16", tie=True),
+                    presets=ALL_PRESETS),
+    "gqa4_imatrix": dict(model=dict(n_layer=8, hidden=256, n_head=4, n_kv=1, ff=512, vocab=320, dtype="bf16"),
+                         presets=["q4_0", "q4_k_m", "q2_k", "q5_1"], imatrix=True),
+    "gqa4_overrides": dict(model=dict(n_layer=8, hidden=256, n_head=4, n_kv=1, ff=512, vocab=320, dtype="bf16"),
+                           presets=["q4_k_m"], overrides={"attn_q": "q8_0", "ffn_up": "q5_0", "blk\\.1\\.": "q4_1"}),
+}
+
+
+def make_case(case: str, tmp) -> Path:
+    """Generates the case's checkpoint under tmp and converts it to F16 GGUF; returns its path."""
+    import kquants
+    tmp = Path(tmp)
+    hf, _ = make_llama(tmp / f"{case}-hf", **CASES[case]["model"])
+    f16 = tmp / f"{case}-input-f16.gguf"
+    kquants.convert(hf, f16, "f16", quiet=True)
+    return f16
+
+
+def case_imatrix(f16_path) -> dict:
+    """A deterministic importance matrix for every 2-D weight of a model."""
+    from kquants.convert import _io
+    g = _io.read_gguf(f16_path)
+    out = {}
+    for i, t in enumerate(g.tensors):
+        if len(t.ne) == 2:
+            j = np.arange(t.ne[0], dtype=np.float32)
+            out[t.name] = (np.float32(0.1) + ((j * np.float32(i + 3)) % np.float32(17)) / np.float32(8)).astype(np.float32)
+    return out

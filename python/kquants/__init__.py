@@ -8,6 +8,7 @@ Files:
 from ._core import KQuantsError, GGUFError, KQuantsIOError  # noqa: F401
 from .types import GGMLType, TypeInfo, type_info, types, system_info  # noqa: F401
 from .quant import quantize_array, dequantize_array  # noqa: F401
+from .convert import quantize, convert, export_hf  # noqa: F401  (model files; convert/)
 
 __version__ = "0.1.0"
 
@@ -15,4 +16,5 @@ __all__ = [
     "KQuantsError", "GGUFError", "KQuantsIOError",
     "GGMLType", "TypeInfo", "type_info", "types", "system_info",
     "quantize_array", "dequantize_array",
+    "quantize", "convert", "export_hf",
 ]

@@ -295,6 +295,9 @@ class GGUFOutput:
             raise _core.KQuantsIOError(f"{self.path}: output folder {parent} does not exist")
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=parent)
         self.tmp = Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
         self._f = os.fdopen(fd, "wb", buffering=0)
         self._committed = False
         try:
