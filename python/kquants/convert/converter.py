@@ -92,7 +92,7 @@ def _loader(raw_fn, src_kind: str, shape2d, target: str, perm, name: str, origin
             elif target == "F16":
                 out[r0:r1] = f.astype(np.float16)
             else:
-                out[r0:r1] = quantize_array(np.ascontiguousarray(f), target, threads=threads)
+                out[r0:r1] = quantize_array(np.ascontiguousarray(f), target, threads=threads).view(out.dtype)
         return out
     return load
 

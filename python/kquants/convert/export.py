@@ -129,7 +129,7 @@ def export_hf(src, out_dir, *, dtype: str = "f32", threads=None, quiet: bool = F
         cfg["tie_word_embeddings"] = "lm_head.weight" not in tensors
         cfg["hidden_act"] = "silu"
     if arch == "bert":
-        cfg["type_vocab_size"] = int(s.kv("bert.token_type_count", 2) or 2)
+        cfg["type_vocab_size"] = int(s.kv("tokenizer.ggml.token_type_count", 2) or 2)
     for ck, gk in (("bos_token_id", "tokenizer.ggml.bos_token_id"), ("eos_token_id", "tokenizer.ggml.eos_token_id"),
                    ("pad_token_id", "tokenizer.ggml.padding_token_id")):
         if s.kv(gk) is not None:
