@@ -27,8 +27,21 @@ def available() -> bool:
         return False
 
 
+_LOG_CB = None
+
+
+def quiet_logs() -> None:
+    """Silences llama.cpp's per-tensor log lines."""
+    global _LOG_CB
+    import llama_cpp
+    if _LOG_CB is None:
+        _LOG_CB = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
+        llama_cpp.llama_log_set(_LOG_CB, ctypes.c_void_p())
+
+
 def llama_quantize(inp, out, preset, *, imatrix=None, overrides=None, nthread: int = 0) -> None:
     import llama_cpp
+    quiet_logs()
     p = llama_cpp.llama_model_quantize_default_params()
     p.ftype = get_preset(preset).ftype
     p.nthread = nthread

@@ -41,6 +41,7 @@ _SCALAR = {
     T_UINT8: "<u1", T_INT8: "<i1", T_UINT16: "<u2", T_INT16: "<i2", T_UINT32: "<u4", T_INT32: "<i4",
     T_FLOAT32: "<f4", T_BOOL: "<u1", T_UINT64: "<u8", T_INT64: "<i8", T_FLOAT64: "<f8",
 }
+_U64 = struct.Struct("<Q")
 # struct formats of the scalar types
 _STRUCT = {
     T_UINT8: "<B", T_INT8: "<b", T_UINT16: "<H", T_INT16: "<h", T_UINT32: "<I", T_INT32: "<i",
@@ -48,14 +49,28 @@ _STRUCT = {
 }
 
 
-@dataclass
 class KV:
     """One metadata entry. ``value``: a Python scalar / str, or for arrays a
-    list of str or a NumPy array; ``sub_type``: the element type of an array."""
-    key: str
-    type: int
-    value: Any
-    sub_type: Optional[int] = None
+    list of str or a NumPy array; ``sub_type``: the element type of an array.
+
+    Entries read from a file keep their encoded bytes (``raw``: type + value)
+    so that copying them to an output costs no re-encoding, and a long
+    string array (the token list) is decoded only when ``value`` is read.
+    Treat a KV as immutable: make a new one to change a value.
+    """
+    __slots__ = ("key", "type", "_value", "sub_type", "raw", "_lazy")
+
+    def __init__(self, key: str, type: int, value=None, sub_type: Optional[int] = None, *, raw=None, lazy=None):
+        self.key, self.type, self._value, self.sub_type, self.raw, self._lazy = key, type, value, sub_type, raw, lazy
+
+    @property
+    def value(self):
+        if self._lazy is not None:
+            self._value, self._lazy = self._lazy(), None
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"KV({self.key!r}, type={self.type}, sub_type={self.sub_type})"
 
 
 @dataclass
@@ -160,6 +175,41 @@ class _Cursor:
         self.pos += n
         return s
 
+    def at(self, pos: int) -> "_Cursor":
+        self.pos = pos
+        return self
+
+    def skip_strings(self, n: int) -> None:
+        buf, pos, end = self.buf, self.pos, len(self.buf)
+        unpack = _U64.unpack_from
+        try:
+            for _ in range(n):
+                pos += 8 + unpack(buf, pos)[0]
+        except struct.error:
+            raise _core.GGUFError(f"{self.path}: truncated string array at byte {pos}") from None
+        if pos > end:
+            raise _core.GGUFError(f"{self.path}: string array runs past the end of the file")
+        self.pos = pos
+
+    def strings(self, n: int) -> list:
+        """n strings in a row (token lists: a tight loop, no per-item method calls)."""
+        buf, pos, end = self.buf, self.pos, len(self.buf)
+        unpack = _U64.unpack_from
+        out = []
+        append = out.append
+        try:
+            for _ in range(n):
+                (ln,) = unpack(buf, pos)
+                pos += 8
+                append(str(buf[pos:pos + ln], "utf-8", "surrogateescape"))
+                pos += ln
+        except struct.error:
+            raise _core.GGUFError(f"{self.path}: truncated string array at byte {pos}") from None
+        if pos > end:
+            raise _core.GGUFError(f"{self.path}: string array runs past the end of the file")
+        self.pos = pos
+        return out
+
     def value(self, vtype: int):
         if vtype == T_STRING:
             return self.string(), None
@@ -167,7 +217,7 @@ class _Cursor:
             sub = self.take("<I")
             n = self.take("<Q")
             if sub == T_STRING:
-                return [self.string() for _ in range(n)], sub
+                return self.strings(n), sub
             if sub == T_ARRAY:
                 return [self.value(T_ARRAY)[0] for _ in range(n)], sub
             if sub not in _SCALAR:
@@ -194,7 +244,7 @@ def read_gguf(path) -> GGUFContents:
         raise _core.KQuantsIOError(f"{path}: no such GGUF file")
     mf = MappedFile(path)
     mm = mf.array
-    buf = memoryview(mm)
+    buf = mf.mm if mf.mm is not None else b""   # slicing an mmap gives bytes: fast header parsing
     if len(mm) < 24 or bytes(mm[:4]) != GGUF_MAGIC:
         raise _core.GGUFError(f"{path}: not a GGUF file (bad magic)")
     c = _Cursor(buf, path)
@@ -206,9 +256,19 @@ def read_gguf(path) -> GGUFContents:
     kvs = []
     for _ in range(n_kv):
         key = c.string()
+        start = c.pos
         vtype = c.take("<I")
+        if vtype == T_ARRAY and len(buf) >= c.pos + 12 and struct.unpack_from("<I", buf, c.pos)[0] == T_STRING:
+            # string array: skip over it now (lengths only), decode on first use
+            n = struct.unpack_from("<Q", buf, c.pos + 4)[0]
+            first = c.pos + 12
+            c.pos = first
+            c.skip_strings(n)
+            lazy = (lambda c=_Cursor(buf, path), p=first, n=n: c.at(p).strings(n))
+            kvs.append(KV(key, vtype, None, T_STRING, raw=buf[start:c.pos], lazy=lazy))
+            continue
         value, sub = c.value(vtype)
-        kvs.append(KV(key, vtype, value, sub))
+        kvs.append(KV(key, vtype, value, sub, raw=buf[start:c.pos]))
     alignment = DEFAULT_ALIGNMENT
     for kv in kvs:
         if kv.key == "general.alignment":
@@ -248,7 +308,11 @@ def _enc_value(vtype: int, value, sub) -> bytes:
     if vtype == T_ARRAY:
         out = [struct.pack("<IQ", sub, len(value))]
         if sub == T_STRING:
-            out.extend(_enc_str(s) for s in value)
+            pack = _U64.pack
+            for s in value:
+                b = s.encode("utf-8", "surrogateescape")
+                out.append(pack(len(b)))
+                out.append(b)
         elif sub == T_ARRAY:
             raise _core.GGUFError("nested GGUF arrays are not supported for writing")
         else:
@@ -263,6 +327,9 @@ def encode_header(kvs: Iterable[KV], tensors: Iterable[TensorInfo], alignment: i
     parts = [GGUF_MAGIC, struct.pack("<IQQ", GGUF_VERSION, len(tensors), len(kvs))]
     for kv in kvs:
         parts.append(_enc_str(kv.key))
+        if kv.raw is not None:
+            parts.append(kv.raw)
+            continue
         parts.append(struct.pack("<I", kv.type))
         parts.append(_enc_value(kv.type, kv.value, kv.sub_type))
     off = 0
@@ -285,8 +352,9 @@ class GGUFOutput:
     so a failed run never leaves a partial file behind.
     """
 
-    def __init__(self, path, kvs: list, tensors: list, alignment: int = DEFAULT_ALIGNMENT):
+    def __init__(self, path, kvs: list, tensors: list, alignment: int = DEFAULT_ALIGNMENT, fsync: bool = False):
         self.path = Path(path)
+        self.fsync = fsync  # off by default, as llama-quantize: the rename alone keeps readers off partial data
         self.tensors = list(tensors)
         self.alignment = alignment
         self._next = 0
@@ -337,7 +405,8 @@ class GGUFOutput:
                 f"{self.path}: only {self._next} of {len(self.tensors)} tensors were written")
         try:
             self._f.flush()
-            os.fsync(self._f.fileno())
+            if self.fsync:
+                os.fsync(self._f.fileno())
             self._f.close()
             os.replace(self.tmp, self.path)
         except OSError as e:

@@ -122,19 +122,9 @@ class _Progress:
             self.bar.close()
 
 
-def _bits_nonfinite(a: np.ndarray, type_name: str) -> bool:
-    u = a.view(np.uint16)
-    mask = 0x7C00 if type_name == "F16" else 0x7F80   # exponent all ones = Inf/NaN
-    return bool(np.any((u & mask) == mask))
-
-
 def _check_float(data, type_name: str, t) -> None:
-    if type_name in ("F16", "BF16"):
-        if _bits_nonfinite(data, type_name):
-            check_finite(np.asarray(data).view(np.float16) if type_name == "F16" else np.asarray(data).view(np.uint16),
-                         t.name, t.origin)
-    elif type_name == "F32":
-        check_finite(np.asarray(data), t.name, t.origin)
+    if type_name in FLOAT_STORAGE:
+        check_finite(np.asarray(data).view(FLOAT_STORAGE[type_name]), t.name, t.origin)
 
 
 def _imatrix_for(imat: Optional[IMatrix], t, new: str):
@@ -153,11 +143,13 @@ def _imatrix_for(imat: Optional[IMatrix], t, new: str):
     return v
 
 
-def _quantize_tensor(t, new: str, data, imat, threads, allow_requantize: bool) -> np.ndarray:
-    """One tensor's output bytes (or float array) of type `new`."""
+def _prepare(t, new: str, imat, threads, allow_requantize: bool):
+    """Loader-thread half: load the tensor, check it, widen it if needed.
+    Returns (data, needs_quantize, imatrix)."""
+    data = t.load()
     if new == t.type:
         _check_float(data, t.type, t)
-        return data
+        return data, False, None
     src_info = type_info(t.type)
     if src_info.is_quantized and not allow_requantize:
         raise _core.KQuantsError(
@@ -166,7 +158,7 @@ def _quantize_tensor(t, new: str, data, imat, threads, allow_requantize: bool) -
     n0 = int(t.ne[0])
     if t.type in ("F16", "F32"):
         _check_float(data, t.type, t)
-        x = np.asarray(data).reshape(-1, n0)
+        x = np.asarray(data).view(FLOAT_STORAGE[t.type]).reshape(-1, n0)
     else:
         if t.type == "BF16":
             _check_float(data, t.type, t)
@@ -174,12 +166,16 @@ def _quantize_tensor(t, new: str, data, imat, threads, allow_requantize: bool) -
         if src_info.is_quantized:
             check_finite(x, t.name, t.origin)
     if new == "F32":
-        return x.astype(np.float32, copy=False)
-    im = _imatrix_for(imat, t, new)
+        return x.astype(np.float32, copy=False), False, None
+    return x, True, _imatrix_for(imat, t, new)
+
+
+def _quantize(t, new: str, x, im, threads) -> np.ndarray:
+    """Main-thread half: quantize on the native pool (the GIL is released)."""
     n_expert = int(t.ne[2]) if len(t.ne) > 2 else 1
     if im is None or n_expert == 1:
         return quantize_array(x, new, imatrix=im, threads=threads)
-    rows_per_expert = int(t.ne[1])
+    n0, rows_per_expert = int(t.ne[0]), int(t.ne[1])
     parts = [quantize_array(x[e * rows_per_expert:(e + 1) * rows_per_expert], new,
                             imatrix=im[e * n0:(e + 1) * n0], threads=threads) for e in range(n_expert)]
     return np.concatenate(parts, axis=0)
@@ -189,21 +185,38 @@ def _write(src: ModelSource, dst: Path, kvs, plan, *, imat, threads, quiet, allo
     infos = [_io.TensorInfo(t.name, tuple(int(x) for x in t.ne), type_info(new).ggml_id) for t, new in plan]
     total = sum(t.nbytes for t, _ in plan)
     prog = _Progress(total, desc, quiet)
-    ex = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kquants-load")
+    # three stages overlap: load+check (loader thread), quantize (this thread, native pool),
+    # write (writer thread); at most one tensor waits in each hand-over.
+    loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kquants-load")
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kquants-write")
     try:
         with _io.GGUFOutput(dst, kvs, infos, src.alignment) as out:
-            fut = ex.submit(plan[0][0].load) if plan else None
-            for i, (t, new) in enumerate(plan):
-                data = fut.result()
-                fut = ex.submit(plan[i + 1][0].load) if i + 1 < len(plan) else None
-                res = _quantize_tensor(t, new, data, imat, threads, allow_requantize)
+            def prep(i):
+                t, new = plan[i]
+                return _prepare(t, new, imat, threads, allow_requantize)
+
+            def write(t, res):
                 out.write_tensor(t.name, res)
-                del data, res
                 t.release()
                 prog.step(t.name, t.nbytes)
+
+            fut = loader.submit(prep, 0) if plan else None
+            pending = None
+            for i, (t, new) in enumerate(plan):
+                data, needs_q, im = fut.result()
+                fut = loader.submit(prep, i + 1) if i + 1 < len(plan) else None
+                res = _quantize(t, new, data, im, threads) if needs_q else data
+                del data
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(write, t, res)
+                del res
+            if pending is not None:
+                pending.result()
             out.commit()
     finally:
-        ex.shutdown(wait=True, cancel_futures=True)
+        loader.shutdown(wait=True, cancel_futures=True)
+        writer.shutdown(wait=True, cancel_futures=True)
         prog.close()
 
 

@@ -93,16 +93,28 @@ def to_float32(data: np.ndarray, type_name: str, ne, threads=None) -> np.ndarray
     return dequantize_array(np.asarray(data).view(np.uint8), type_name, (rows, n0), threads=threads)
 
 
+# Inf/NaN have all exponent bits set: |bits| >= the first infinity. As a
+# signed integer the positive ones are the largest values, as an unsigned
+# integer the negative ones; so two max-reductions (no temporaries) decide it.
+_INF_BITS = {2: (np.int16, np.uint16, 0x7C00, 0xFC00),           # float16
+             4: (np.int32, np.uint32, 0x7F800000, 0xFF800000)}    # float32
+_BF16_INF = (np.int16, np.uint16, 0x7F80, 0xFF80)
+
+
+def has_nonfinite(x: np.ndarray) -> bool:
+    """x: float32, float16, or uint16 bfloat16 bits."""
+    if x.size == 0:
+        return False
+    signed, unsigned, pos, neg = _BF16_INF if x.dtype == np.uint16 else _INF_BITS[x.dtype.itemsize]
+    return bool(x.view(signed).max() >= signed(pos) or x.view(unsigned).max() >= unsigned(neg))
+
+
 def check_finite(x: np.ndarray, name: str, origin: str) -> None:
     """Raises naming the tensor if x (float32/float16/bf16 bits) holds NaN or Inf."""
-    if x.dtype == np.uint16:  # bf16 bits: exponent all ones
-        bad = np.any((x & 0x7F80) == 0x7F80)
-    else:
-        bad = not np.isfinite(x).all()
-    if bad:
-        flat = x.reshape(-1)
-        if x.dtype == np.uint16:
-            idx = int(np.argmax((flat & 0x7F80) == 0x7F80))
-        else:
-            idx = int(np.argmax(~np.isfinite(flat)))
-        raise _core.KQuantsError(f"{origin}: tensor {name!r} contains NaN or Inf (first at flat index {idx})")
+    x = np.ascontiguousarray(x)
+    if not has_nonfinite(x):
+        return
+    flat = x.reshape(-1)
+    bad = ((flat & 0x7F80) == 0x7F80) if x.dtype == np.uint16 else ~np.isfinite(flat)
+    raise _core.KQuantsError(
+        f"{origin}: tensor {name!r} contains NaN or Inf (first at flat index {int(np.argmax(bad))})")
