@@ -11,7 +11,6 @@ whole file), and reports both wall times. Results: benchmarks/results/compare_ll
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import json
 import os

@@ -283,3 +283,18 @@ def test_rules_overrides_and_tied():
     assert t["blk.0.attn_v.weight"] == "Q8_0" and t["blk.1.ffn_down.weight"] == "Q5_0"
     assert t["token_embd.weight"] == "Q6_K"                 # tied embeddings get the output rules
     assert plan("f16", layer_names(1))["blk.0.attn_v.weight"] == "F16"
+
+
+def test_pytorch_bin_checkpoint(tmp_path):
+    torch = pytest.importorskip("torch")
+    hf, ts = make_llama(tmp_path / "st", dtype="f16", n_layer=1, hidden=256, n_head=2, n_kv=2, ff=256, vocab=300)
+    d = tmp_path / "bin"
+    d.mkdir()
+    for f in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        (d / f).write_text((hf / f).read_text())
+    torch.save({k: torch.from_numpy(v.copy()) for k, v in ts.items()}, d / "pytorch_model.bin")
+    a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    kquants.convert(hf, a, quiet=True)
+    kquants.convert(d, b, quiet=True)
+    ta = {t.name: t.data.tobytes() for t in _io.read_gguf(a).tensors}
+    assert ta == {t.name: t.data.tobytes() for t in _io.read_gguf(b).tensors}

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from .. import _core
-from . import _io
 from .arch import permute_rows
 from .hf import save_safetensors
 from .source import gguf_source, to_float32

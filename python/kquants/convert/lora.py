@@ -25,7 +25,7 @@ from .. import _core
 from ..quant import quantize_array
 from . import arch as archmod
 from .hf import load_checkpoint
-from .source import FLOAT_STORAGE, ModelSource, to_float32
+from .source import ModelSource, to_float32
 
 _PREFIXES = ("base_model.model.", "base_model.")
 
