@@ -298,3 +298,22 @@ def test_pytorch_bin_checkpoint(tmp_path):
     kquants.convert(d, b, quiet=True)
     ta = {t.name: t.data.tobytes() for t in _io.read_gguf(a).tensors}
     assert ta == {t.name: t.data.tobytes() for t in _io.read_gguf(b).tensors}
+
+
+def test_sentencepiece_vocab(tmp_path):
+    spm = pytest.importorskip("sentencepiece")
+    hf, _ = make_llama(tmp_path / "hf", n_layer=1, hidden=256, n_head=2, n_kv=2, ff=256, vocab=300)
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(f"the quick brown fox {i} jumps over the lazy dog {i * 7}" for i in range(300)))
+    spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(tmp_path / "sp"), vocab_size=300,
+                                   model_type="bpe", byte_fallback=True, minloglevel=2)
+    (tmp_path / "sp.model").rename(hf / "tokenizer.model")
+    out = tmp_path / "spm.gguf"
+    kquants.convert(hf, out, quiet=True)
+    kv = kvs(out)
+    sp = spm.SentencePieceProcessor(model_file=str(hf / "tokenizer.model"))
+    assert kv["tokenizer.ggml.model"] == "llama" and kv["tokenizer.ggml.pre"] == "default"
+    assert list(kv["tokenizer.ggml.tokens"]) == [sp.IdToPiece(i) for i in range(300)]
+    assert kv["tokenizer.ggml.scores"][10] == pytest.approx(sp.GetScore(10))
+    types = list(kv["tokenizer.ggml.token_type"])
+    assert types[0] == 2 and types[1] == 3 and types[2] == 3 and types[3] == 6   # unk, <s>, </s>, <0x00> byte
