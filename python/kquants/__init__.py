@@ -9,6 +9,7 @@ from ._core import KQuantsError, GGUFError, KQuantsIOError  # noqa: F401
 from .types import GGMLType, TypeInfo, type_info, types, system_info  # noqa: F401
 from .quant import quantize_array, dequantize_array  # noqa: F401
 from .gguf import GGUFFile, GGUFWriter, GGUFTensor, GGUFField, GGUFValueType  # noqa: F401
+from .convert import quantize, convert, export_hf  # noqa: F401  (model files; convert/)
 
 __version__ = "0.1.0"
 
@@ -17,4 +18,5 @@ __all__ = [
     "GGMLType", "TypeInfo", "type_info", "types", "system_info",
     "quantize_array", "dequantize_array",
     "GGUFFile", "GGUFWriter", "GGUFTensor", "GGUFField", "GGUFValueType",
+    "quantize", "convert", "export_hf",
 ]

@@ -139,6 +139,12 @@ def _info(args: argparse.Namespace) -> int:
 
 register(Command("info", "show a GGUF file's metadata, tensors and bits per weight", _info_arguments, _info))
 
+# Model-file subcommands (convert, quantize, export-hf) live with the converter.
+from .convert.cli import SUBCOMMANDS as _CONVERT_SUBCOMMANDS  # noqa: E402
+
+for _c in _CONVERT_SUBCOMMANDS:
+    register(Command(*_c))
+
 
 # --- entry point --------------------------------------------------------------------
 
