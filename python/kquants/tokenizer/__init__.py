@@ -219,8 +219,9 @@ class Tokenizer:
 
         ``special`` renders control tokens as their text; ``remove_special``
         drops a leading BOS / trailing EOS when the vocabulary adds them.
-        SentencePiece vocabularies drop the leading space of the first token,
-        and llama.cpp's clean-up of " ," " ." " 's" ... applies where the
+        SentencePiece vocabularies drop the leading space of the first token
+        (not when ``remove_special`` removed a BOS before it, nor when that
+        first token is a BOS rendered as nothing: llama.cpp keeps it), and llama.cpp's clean-up of " ," " ." " 's" ... applies where the
         vocabulary asks for it.
         """
         v = self._vocab
