@@ -306,3 +306,22 @@ def test_random_texts_vs_llama_cpp(name):
     finally:
         ref.close()
     assert not bad, bad[:5]
+
+
+def test_rstrip_rule_phi3():
+    # llama.cpp strips the whitespace after special tokens of Phi-3 models
+    md = _bpe_md(**{"general.name": "Phi-3-mini"})
+    tok = kquants.Tokenizer.from_metadata(md)
+    assert tok.encode("a<|end|>  a", parse_special=True) == [0, 8, 0]
+    assert kquants.Tokenizer.from_metadata(_bpe_md()).encode("a<|end|>  a", parse_special=True) == [0, 8, 6, 7]
+
+
+def test_from_metadata_bytes_and_numpy():
+    import numpy as np
+    md = _bpe_md()
+    md["tokenizer.ggml.tokens"] = [t.encode() for t in md["tokenizer.ggml.tokens"]]
+    md["tokenizer.ggml.merges"] = [m.encode() for m in md["tokenizer.ggml.merges"]]
+    md["tokenizer.ggml.token_type"] = np.array(md["tokenizer.ggml.token_type"], dtype=np.int32)
+    md["tokenizer.ggml.eos_token_id"] = np.uint32(8)
+    tok = kquants.Tokenizer.from_metadata(md)
+    assert tok.encode("a abc") == [0, 6, 5] and tok.eos_id == 8
