@@ -230,6 +230,8 @@ _POOLS = [
     "我想在工作天一二三", "가나다한국어", "ក្រុមហ៊ុន", "\u0301\u0308\u0327\u093f\u0e31",
     "🦙🚀😀😶\u200d🌫️✅👍🏽", "१२३٣٤٥", "ⅠⅡ½¼²³", "\u2581", "<0x0A>", "ſKİıǅ", "\ue000",
     "……—–“”‘’«»", "$€£¥₹", "＃＠！？（）",
+    # assigned in Unicode 15.0/15.1 (llama.cpp's tables), unassigned in Python 3.11's unicodedata
+    "\U0001e4d0\U0001e4f1\U0002ebf0\U00031350\U00011f04\u0cf3\U0001e030",
 ]
 _WORDS = ["Hello", "world", " the", "I've", "don't", "3.14", "1,000", "   ", "\n\n", " \n", "    Hello\n    Hello"]
 
@@ -325,3 +327,23 @@ def test_from_metadata_bytes_and_numpy():
     md["tokenizer.ggml.eos_token_id"] = np.uint32(8)
     tok = kquants.Tokenizer.from_metadata(md)
     assert tok.encode("a abc") == [0, 6, 5] and tok.eos_id == 8
+
+
+def test_unicode_tables():
+    """The shipped Unicode 15.1 tables agree with this Python's unicodedata where it assigns."""
+    import unicodedata
+    from kquants.tokenizer import unicode as u
+    assert u.UNICODE_VERSION == "15.1.0"
+    assert (u.category(0x1E4F1), u.category(0x2EBF0), u.category(0x10FFFF + 1)) == ("N", "L", "U")
+    assert u.tolower(0x130) == 0x69 and u.nfd_first(0xC5) == 0x41 and u.nfd_first(0xAC01) == 0x1100
+    bad = []
+    for cp in range(0x110000):
+        ch = chr(cp)
+        cat = unicodedata.category(ch)
+        if cat == "Cn" or 0xD800 <= cp <= 0xDFFF:
+            continue
+        if (u.category(cp) != cat[0] or u.tolower(cp) != ord(ch.lower()[0])
+                or (unicodedata.unidata_version == u.UNICODE_VERSION
+                    and u.nfd_first(cp) != ord(unicodedata.normalize("NFD", ch)[0]))):
+            bad.append(hex(cp))
+    assert not bad, bad[:20]
