@@ -347,3 +347,22 @@ def test_unicode_tables():
                     and u.nfd_first(cp) != ord(unicodedata.normalize("NFD", ch)[0]))):
             bad.append(hex(cp))
     assert not bad, bad[:20]
+
+
+def test_long_words_merge_like_short_ones():
+    """Words past the heap threshold merge exactly like the plain scan (and fast)."""
+    import random
+    from kquants.tokenizer import bpe
+    impl = tokenizer("gpt-2")._impl
+    rng = random.Random(5)
+    for _ in range(300):
+        w = "".join(rng.choice("aeinorstlhdu") for _ in range(rng.randint(2, 120)))
+        scan = impl._merge.__func__  # plain scan with the threshold out of reach
+        old, bpe._HEAP_MIN = bpe._HEAP_MIN, 10**9
+        try:
+            expected = scan(impl, list(w))
+        finally:
+            bpe._HEAP_MIN = old
+        assert impl._merge_heap(list(w)) == expected, w
+    ids = tokenizer("gpt-2").encode("=" * 20000)
+    assert b"".join(tokenizer("gpt-2").token_to_piece(i) for i in ids) == b"=" * 20000

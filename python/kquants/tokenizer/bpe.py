@@ -8,6 +8,8 @@ single-byte tokens where they exist (llama.cpp silently drops the others).
 """
 from __future__ import annotations
 
+import heapq
+
 from .pretokenize import PreTokenizer
 
 __all__ = ["BYTE_TO_UNICODE", "UNICODE_TO_BYTE", "BPE"]
@@ -35,6 +37,10 @@ BYTE_TO_UNICODE: list[str] = _byte_to_unicode()
 UNICODE_TO_BYTE: dict[str, int] = {c: b for b, c in enumerate(BYTE_TO_UNICODE)}
 # str.translate table from a latin-1 view of the UTF-8 bytes to the byte alphabet
 _BYTE_TABLE = {b: c for b, c in enumerate(BYTE_TO_UNICODE)}
+
+# Words longer than this (in symbols) merge through a heap, O(n log n), like
+# llama.cpp; shorter ones through a plain scan, which is faster there.
+_HEAP_MIN = 48
 
 # Words cached per tokenizer; the cache is dropped when it grows past this
 # (a word cache of 200k short strings is a few tens of MB).
@@ -106,6 +112,8 @@ class BPE:
 
     def _merge(self, syms: list[str]) -> list[str]:
         """Merge the lowest-ranked adjacent pair (leftmost on ties) until none is left."""
+        if len(syms) > _HEAP_MIN:
+            return self._merge_heap(syms)
         ranks = self.ranks
         while len(syms) > 1:
             best_rank = None
@@ -121,3 +129,48 @@ class BPE:
                 break
             syms[best:best + 2] = [syms[best] + syms[best + 1]]
         return syms
+
+    def _merge_heap(self, syms: list[str]) -> list[str]:
+        """Same merges as :meth:`_merge`, with llama.cpp's priority queue over a linked list.
+
+        Queue entries are (rank, left index, left text, right text); popping the
+        smallest gives the lowest rank, then the leftmost pair.  An entry whose
+        symbols have changed since it was queued is skipped.
+        """
+        ranks = self.ranks
+        text: list[str | None] = list(syms)
+        n = len(text)
+        nxt = list(range(1, n)) + [-1]
+        prv = list(range(-1, n - 1))
+        heap = []
+        for i in range(n - 1):
+            r = ranks.get((text[i], text[i + 1]))
+            if r is not None:
+                heap.append((r, i, text[i], text[i + 1]))
+        heapq.heapify(heap)
+        push = heapq.heappush
+        while heap:
+            _, left, lt, rt = heapq.heappop(heap)
+            right = nxt[left]
+            if right < 0 or text[left] != lt or text[right] != rt:
+                continue
+            text[left] = merged = lt + rt
+            text[right] = None
+            nxt[left] = after = nxt[right]
+            if after >= 0:
+                prv[after] = left
+            before = prv[left]
+            if before >= 0:
+                r = ranks.get((text[before], merged))
+                if r is not None:
+                    push(heap, (r, before, text[before], merged))
+            if after >= 0:
+                r = ranks.get((merged, text[after]))
+                if r is not None:
+                    push(heap, (r, left, merged, text[after]))
+        out = []
+        i = 0
+        while i >= 0:
+            out.append(text[i])
+            i = nxt[i]
+        return out
