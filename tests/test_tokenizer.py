@@ -336,6 +336,9 @@ def test_unicode_tables():
     assert u.UNICODE_VERSION == "15.1.0"
     assert (u.category(0x1E4F1), u.category(0x2EBF0), u.category(0x10FFFF + 1)) == ("N", "L", "U")
     assert u.tolower(0x130) == 0x69 and u.nfd_first(0xC5) == 0x41 and u.nfd_first(0xAC01) == 0x1100
+    version = tuple(map(int, unicodedata.unidata_version.split(".")))
+    if version > (15, 1, 0):
+        pytest.skip(f"this Python's Unicode {unicodedata.unidata_version} is newer than the tables")
     bad = []
     for cp in range(0x110000):
         ch = chr(cp)
@@ -366,3 +369,26 @@ def test_long_words_merge_like_short_ones():
         assert impl._merge_heap(list(w)) == expected, w
     ids = tokenizer("gpt-2").encode("=" * 20000)
     assert b"".join(tokenizer("gpt-2").token_to_piece(i) for i in ids) == b"=" * 20000
+
+
+def test_spm_from_metadata():
+    # a tiny SentencePiece vocabulary: merges follow the scores, bytes fall back to <0xXX>
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + \
+        ["\u2581", "a", "b", "\u2581a", "ab", "\u2581ab"]
+    scores = [0.0] * 259 + [-1.0, -2.0, -3.0, -4.0, -1.5, -0.5]
+    types = [2, 3, 3] + [6] * 256 + [1] * 6
+    md = {"tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": tokens,
+          "tokenizer.ggml.scores": scores, "tokenizer.ggml.token_type": types}
+    tok = kquants.Tokenizer.from_metadata(md)
+    assert (tok.bos_id, tok.eos_id, tok.unk_id, tok.add_bos) == (1, 2, 0, True)
+    ab = tokens.index("\u2581ab")
+    assert tok.encode("ab") == [ab]
+    assert tok.encode("ab c") == [ab, tokens.index("\u2581"), 3 + ord("c")]
+    assert tok.decode(tok.encode("ab c")) == "ab c"
+    # without byte tokens an uncovered character becomes <unk> (llama.cpp would fail)
+    md2 = dict(md, **{"tokenizer.ggml.tokens": tokens[:3] + tokens[259:],
+                      "tokenizer.ggml.scores": scores[:3] + scores[259:],
+                      "tokenizer.ggml.token_type": [3, 3, 3] + [1] * 6})
+    tok2 = kquants.Tokenizer.from_metadata(md2)
+    assert tok2.encode("ab") == [tok2.text_to_id("\u2581ab")]
+    assert tok2.encode("abc") == [tok2.text_to_id("\u2581ab"), 0]
