@@ -207,6 +207,10 @@ def test_gguf_errors(tmp_path):
     bad.write_bytes(b"not a gguf file at all")
     with pytest.raises(kquants.GGUFError, match="bad.gguf"):
         kquants.Tokenizer(bad)
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(_vocab_path("llama-spm").read_bytes()[:300_000])
+    with pytest.raises(kquants.GGUFError, match="cut.gguf"):
+        kquants.Tokenizer(cut)
 
 
 def test_wpm_from_metadata():

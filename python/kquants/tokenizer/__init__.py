@@ -43,7 +43,7 @@ def read_gguf_metadata(path: str | os.PathLike) -> dict[str, Any]:
         reader = gguf.GGUFReader(p)
         return {name: f.contents() for name, f in reader.fields.items()
                 if name.startswith(("tokenizer.", "general."))}
-    except (ValueError, KeyError, IndexError, UnicodeDecodeError, OSError) as e:
+    except Exception as e:  # gguf-py raises assorted errors (ValueError, struct/numpy errors) on bad files
         raise GGUFError(f"{p}: cannot read GGUF metadata: {e}") from e
 
 
@@ -55,7 +55,11 @@ class Tokenizer:
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any], name: str = "metadata") -> "Tokenizer":
-        """Build from GGUF key/value pairs (only the ``tokenizer.ggml.*`` keys are read)."""
+        """Build from GGUF key/value pairs.
+
+        Reads the ``tokenizer.ggml.*`` keys, and ``general.name`` /
+        ``general.architecture`` for llama.cpp's per-model special-token rules.
+        """
         self = cls.__new__(cls)
         self._init(dict(metadata), name)
         return self
@@ -72,7 +76,7 @@ class Tokenizer:
                 self._impl = BPE(v.token_to_id, v.merges, pre, v.ignore_merges)
             else:
                 self._impl = WPM(v.token_to_id, v.special["unk"], v.lowercase, v.strip_accents)
-        except ValueError as e:
+        except (ValueError, RuntimeError) as e:   # RuntimeError: sentencepiece rejecting the model
             raise KQuantsError(f"{source}: {e}") from None
         self._pieces: list[bytes] | None = None
 

@@ -154,7 +154,7 @@ class Vocab:
                 return _bpe_bytes(text)
             return text.replace("\u2581", " ").encode("utf-8")
         if attr & Attr.BYTE:
-            return bytes([int(text[3:5], 16)])
+            return bytes([_hex_byte(text[3:5])])
         return b""                     # unused / undefined: rendered like control tokens
 
     def detokenize(self, pieces: list[bytes], remove_space: bool) -> bytes:
@@ -165,6 +165,16 @@ class Vocab:
         if self.clean_spaces:
             out = _clean_spaces(out)
         return out
+
+
+def _hex_byte(s: str) -> int:
+    """The byte of "<0xXX>" as strtol reads "XX": the longest hex prefix, 0 if none."""
+    for k in (2, 1):
+        try:
+            return int(s[:k], 16) & 0xFF
+        except ValueError:
+            continue
+    return 0
 
 
 def _bpe_bytes(text: str) -> bytes:
