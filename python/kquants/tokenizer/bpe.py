@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 
 from .pretokenize import PreTokenizer
+from .wordcache import WordCache
 
 __all__ = ["BYTE_TO_UNICODE", "UNICODE_TO_BYTE", "BPE"]
 
@@ -42,10 +43,6 @@ _BYTE_TABLE = {b: c for b, c in enumerate(BYTE_TO_UNICODE)}
 # llama.cpp; shorter ones through a plain scan, which is faster there.
 _HEAP_MIN = 48
 
-# Words cached per tokenizer; the cache is dropped when it grows past this
-# (a word cache of 200k short strings is a few tens of MB).
-_CACHE_LIMIT = 200_000
-
 
 def parse_merges(merges: list[str]) -> dict[tuple[str, str], int]:
     """``"left right"`` strings -> {(left, right): rank}; the first wins on repeats.
@@ -70,22 +67,11 @@ class BPE:
         self.ranks = parse_merges(merges)
         self.pre = pre
         self.ignore_merges = ignore_merges
-        self._cache: dict[str, tuple[int, ...]] = {}
+        self._words = WordCache(self._word_ids)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of a text fragment (no special-token handling here)."""
-        out: list[int] = []
-        cache = self._cache
-        word_ids = self._word_ids
-        for word in self.pre.split(text):
-            ids = cache.get(word)
-            if ids is None:
-                ids = word_ids(word)
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                cache[word] = ids
-            out.extend(ids)
-        return out
+        return self._words.encode(self.pre.split(text))
 
     def _word_ids(self, word: str) -> tuple[int, ...]:
         enc = word.encode("utf-8").decode("latin-1").translate(_BYTE_TABLE)
