@@ -4,12 +4,15 @@ Array level (this module):
     quantize_array, dequantize_array, type_info, GGMLType, system_info
 Files:
     GGUFFile (read, mmap), GGUFWriter (streaming write)
+Text:
+    Tokenizer (llama.cpp-exact tokenization from GGUF tokenizer metadata)
 """
 from ._core import KQuantsError, GGUFError, KQuantsIOError  # noqa: F401
 from .types import GGMLType, TypeInfo, type_info, types, system_info  # noqa: F401
 from .quant import quantize_array, dequantize_array  # noqa: F401
 from .gguf import GGUFFile, GGUFWriter, GGUFTensor, GGUFField, GGUFValueType  # noqa: F401
 from .convert import quantize, convert, export_hf  # noqa: F401  (model files; convert/)
+from .tokenizer import Tokenizer  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -19,4 +22,5 @@ __all__ = [
     "quantize_array", "dequantize_array",
     "GGUFFile", "GGUFWriter", "GGUFTensor", "GGUFField", "GGUFValueType",
     "quantize", "convert", "export_hf",
+    "Tokenizer",
 ]
