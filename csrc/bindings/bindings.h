@@ -8,5 +8,6 @@ namespace kq::py_bind {
 void bind_errors(pybind11::module_& m);   // errors.cpp
 void bind_types(pybind11::module_& m);    // types.cpp: traits table, system info
 void bind_quant(pybind11::module_& m);    // quant.cpp: array quantize/dequantize
+void bind_cuda(pybind11::module_& m);     // cuda.cpp: CUDA backend entry points
 
 }  // namespace kq::py_bind

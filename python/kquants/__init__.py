@@ -2,12 +2,14 @@
 
 Array level (this module):
     quantize_array, dequantize_array, type_info, GGMLType, system_info
+CUDA (kquants.cuda): cuda_available, DeviceArray, quantize_array_cuda, ...
 Files:
     GGUFFile (read, mmap), GGUFWriter (streaming write)
 """
 from ._core import KQuantsError, GGUFError, KQuantsIOError  # noqa: F401
 from .types import GGMLType, TypeInfo, type_info, types, system_info  # noqa: F401
 from .quant import quantize_array, dequantize_array  # noqa: F401
+from .cuda import cuda_available  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -15,4 +17,5 @@ __all__ = [
     "KQuantsError", "GGUFError", "KQuantsIOError",
     "GGMLType", "TypeInfo", "type_info", "types", "system_info",
     "quantize_array", "dequantize_array",
+    "cuda_available",
 ]
