@@ -95,4 +95,14 @@ else()
   target_link_libraries(kq_cuda PUBLIC kq_core)
 endif()
 
-target_link_libraries(_core PRIVATE kq_cuda)
+# Host emulation of the device code (csrc/cuda_emu), built in every
+# configuration: kquants._core.cuda_emulation_check() compares the device
+# quantizers, compiled for the CPU, with the reference, so CI checks the CUDA
+# port byte for byte even without a GPU. The device headers carry
+# '#pragma unroll', which the host compiler does not know.
+file(GLOB KQ_CUDA_EMU_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/csrc/cuda_emu/*.cpp)
+add_library(kq_cuda_emu STATIC ${KQ_CUDA_EMU_SOURCES})
+target_compile_options(kq_cuda_emu PRIVATE ${KQ_COMMON_FLAGS} -Wno-unknown-pragmas)
+target_link_libraries(kq_cuda_emu PUBLIC kq_core)
+
+target_link_libraries(_core PRIVATE kq_cuda kq_cuda_emu)

@@ -1,8 +1,9 @@
 """The CUDA backend (kquants.cuda) against the CPU reference.
 
-Two tests always run: the build reports its CUDA state consistently, and
-without a usable GPU every device entry point raises a clear KQuantsError.
-Everything else needs a GPU and skips without one.
+Three tests always run: the build reports its CUDA state consistently; the
+device code, compiled for the host (csrc/cuda_emu), gives the reference's
+bytes; and without a usable GPU every device entry point raises a clear
+KQuantsError. Everything else needs a GPU and skips without one.
 
 What the GPU tests prove:
   * quantization is byte-identical to the CPU reference (isa="generic") for
@@ -60,6 +61,14 @@ def test_cuda_state_is_consistent():
     for t in ALL:  # no kernels in the stub; all of them in a CUDA build
         assert kquants._core.cuda_has_quantize(t.ggml_id) == info["compiled"]
         assert kquants._core.cuda_has_matmul(t.ggml_id) == info["compiled"]
+
+
+def test_device_code_matches_reference_in_host_emulation():
+    # The per-block device functions (quantizers, chunk dequantizers, dp4a
+    # unpackers) compiled for the CPU: proves the port's arithmetic is the
+    # reference's in every build, GPU or not.
+    report = kquants._core.cuda_emulation_check()
+    assert report == [], "\n".join(report)
 
 
 def test_unavailable_cuda_raises_kquants_error():

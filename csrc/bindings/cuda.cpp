@@ -12,6 +12,7 @@
 #include "bindings/bindings.h"
 #include "core/error.h"
 #include "core/traits.h"
+#include "cuda_emu/emu_check.h"
 #include "gpu/cuda.h"
 
 namespace py = pybind11;
@@ -128,6 +129,11 @@ void bind_cuda(py::module_& m) {
         d["sm_count"] = i.sm_count;
         d["total_memory"] = i.total_memory;
         return d;
+    });
+    // The device code compiled for the host vs. the CPU reference (any build).
+    m.def("cuda_emulation_check", [] {
+        py::gil_scoped_release nogil;
+        return cuda_emu::self_check();
     });
     m.def("cuda_has_quantize", [](uint32_t id) { return cuda::has_quantize(static_cast<TypeId>(id)); });
     m.def("cuda_has_matmul", [](uint32_t id) { return cuda::has_matmul(static_cast<TypeId>(id)); });

@@ -9,7 +9,6 @@
 #pragma once
 #include <cstdint>
 
-#include "cuda/common.cuh"
 #include "cuda/search.cuh"
 
 namespace kq::cuda::dev {

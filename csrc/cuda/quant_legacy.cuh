@@ -8,7 +8,6 @@
 #include <climits>
 #include <cstdint>
 
-#include "cuda/common.cuh"
 #include "cuda/search.cuh"
 
 namespace kq::cuda::dev {

@@ -10,7 +10,7 @@
 #pragma once
 #include <cstdint>
 
-#include "cuda/common.cuh"
+#include "cuda/device_math.cuh"
 
 namespace kq::cuda::dev {
 

@@ -7,6 +7,8 @@
 #pragma once
 
 #include "cuda/dequant.cuh"
+#include "cuda/quant_kquants.cuh"
+#include "cuda/quant_legacy.cuh"
 #include "cuda/vecdot.cuh"
 
 // X(ID, Quantizer, Dequantizer, VecDot)
