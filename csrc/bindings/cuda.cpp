@@ -45,6 +45,13 @@ SrcKind src_kind(const std::string& s) {
     throw Error("cuda quantize: unknown source kind '" + s + "' (f32, f16 or bf16)");
 }
 
+cuda::MatmulPath matmul_path(const std::string& path) {
+    if (path == "auto") return cuda::MatmulPath::Auto;
+    if (path == "vec") return cuda::MatmulPath::Vec;
+    if (path == "mma") return cuda::MatmulPath::MMA;
+    throw Error("matmul: path must be 'auto', 'vec' or 'mma', got '" + path + "'");
+}
+
 // --- DLPack (https://dmlc.github.io/dlpack): the C ABI, declared here. --------
 struct DLDevice {
     int32_t device_type;  // 1 = CPU, 2 = CUDA, 3 = CUDA host, 13 = CUDA managed
@@ -191,18 +198,32 @@ void bind_cuda(py::module_& m) {
         [](uint32_t type_id, uintptr_t w, int64_t m_rows, int64_t k, uintptr_t x, int64_t n, uintptr_t y,
            const std::string& path) {
             const TypeTraits& t = type_traits(type_id, "matmul: weight type");
-            cuda::MatmulPath p = cuda::MatmulPath::Auto;
-            if (path == "vec")
-                p = cuda::MatmulPath::Vec;
-            else if (path == "mma")
-                p = cuda::MatmulPath::MMA;
-            else if (path != "auto")
-                throw Error("matmul: path must be 'auto', 'vec' or 'mma', got '" + path + "'");
+            const cuda::MatmulPath p = matmul_path(path);
             py::gil_scoped_release nogil;
             cuda::matmul(t, dptr<const void>(w), m_rows, k, dptr<const float>(x), n, dptr<float>(y), p);
         },
         py::arg("type_id"), py::arg("w"), py::arg("m"), py::arg("k"), py::arg("x"), py::arg("n"), py::arg("y"),
         py::arg("path") = "auto");
+
+    // Benchmarks (benchmarks/bench_cuda.py): seconds per run, event-timed.
+    m.def("cuda_bench_copy", [](uintptr_t dst, uintptr_t src, size_t nbytes, int iters) {
+        py::gil_scoped_release nogil;
+        return cuda::bench_copy(dptr(dst), dptr<const void>(src), nbytes, iters);
+    });
+    m.def("cuda_bench_quantize", [](uintptr_t src, int64_t rows, int64_t cols, uint32_t type_id, uintptr_t dst,
+                                    int iters) {
+        const TypeTraits& t = type_traits(type_id, "bench quantize: type");
+        py::gil_scoped_release nogil;
+        return cuda::bench_quantize(dptr<const float>(src), rows, cols, t, dptr(dst), iters);
+    });
+    m.def("cuda_bench_matmul", [](uint32_t type_id, uintptr_t w, int64_t m_rows, int64_t k, uintptr_t x, int64_t n,
+                                  uintptr_t y, const std::string& path, int iters) {
+        const TypeTraits& t = type_traits(type_id, "bench matmul: weight type");
+        const cuda::MatmulPath p = matmul_path(path);
+        py::gil_scoped_release nogil;
+        return cuda::bench_matmul(t, dptr<const void>(w), m_rows, k, dptr<const float>(x), n, dptr<float>(y), p,
+                                  iters);
+    });
 
     // Activation ops (device pointers, float32).
     m.def("cuda_rmsnorm", [](uintptr_t x, uintptr_t w, uintptr_t y, int64_t rows, int64_t n, float eps) {

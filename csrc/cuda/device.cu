@@ -6,11 +6,13 @@
 // `import kquants` and the CPU paths never depend on CUDA.
 #include <cuda_runtime.h>
 
+#include <functional>
 #include <mutex>
 #include <string>
 
 #include "cuda/buffer.h"
 #include "cuda/common.cuh"
+#include "cuda/timing.h"
 #include "gpu/cuda.h"
 
 #ifndef KQ_CUDA_ARCHS_STR
@@ -135,6 +137,34 @@ void copy_device(void* dst, const void* src, size_t bytes) {
     check(cudaStreamSynchronize(0), "cuda copy device->device");
 }
 void synchronize() { check(cudaDeviceSynchronize(), "cuda synchronize"); }
+
+double time_enqueued(const std::function<void()>& enqueue, int iters, const char* what) {
+    if (iters < 1) iters = 1;
+    enqueue();
+    check_launch(what);
+    cudaEvent_t start, stop;
+    check(cudaEventCreate(&start), what);
+    check(cudaEventCreate(&stop), what);
+    float ms = 0.0f;
+    cudaError_t e = cudaEventRecord(start, 0);
+    for (int i = 0; i < iters && e == cudaSuccess; ++i) {
+        enqueue();
+        e = cudaGetLastError();
+    }
+    if (e == cudaSuccess) e = cudaEventRecord(stop, 0);
+    if (e == cudaSuccess) e = cudaEventSynchronize(stop);
+    if (e == cudaSuccess) e = cudaEventElapsedTime(&ms, start, stop);
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    check(e, what);
+    return static_cast<double>(ms) * 1e-3 / iters;
+}
+
+double bench_copy(void* dst, const void* src, size_t bytes, int iters) {
+    require("bench copy (cuda)");
+    return time_enqueued([&] { cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0); }, iters,
+                         "bench copy (cuda)");
+}
 
 Buffer::Buffer(size_t bytes) : p_(bytes ? device_alloc(bytes) : nullptr) {}
 Buffer::~Buffer() { device_free(p_); }

@@ -128,13 +128,12 @@ const MmaEntry* find_mma(TypeId id) {
 
 bool has_mma(TypeId id) { return find_mma(id) != nullptr; }
 
-void matmul_mma(const TypeTraits& t, const void* w, size_t row_bytes, int64_t m, int64_t k, const float* x, int64_t n,
-                float* y, const char* what) {
+void enqueue_mma(const TypeTraits& t, const void* w, size_t row_bytes, int64_t m, int64_t k, const float* x, int64_t n,
+                 float* y, const char* what) {
     const MmaEntry* e = find_mma(t.id);
     if (!e) throw Error(std::string(what) + ": no tensor-core matmul for this type");
     if ((n + BN - 1) / BN > 65535) throw Error(std::string(what) + ": too many columns for one launch");
     e->run(static_cast<const uint8_t*>(w), row_bytes, m, k, x, n, y);
-    check_launch(what);
 }
 
 }  // namespace kq::cuda

@@ -17,6 +17,7 @@
 
 #include "cuda/buffer.h"
 #include "cuda/common.cuh"
+#include "cuda/timing.h"
 #include "cuda/matmul_internal.h"
 #include "cuda/types.cuh"
 #include "gpu/cuda.h"
@@ -121,9 +122,9 @@ __global__ void matvec_f(const uint8_t* __restrict__ w, size_t row_bytes, int64_
 // Runs columns [j0, j0 + ncols) of one call. act: the quantized x of the
 // whole call (quantized types) or nullptr (float types).
 struct ActQ8 {
-    const int8_t* xq;
-    const float* xd;
-    const int* xs;
+    int8_t* xq;
+    float* xd;
+    int* xs;
 };
 using vec_fn = void (*)(const uint8_t* w, size_t row_bytes, int64_t m, int64_t k, const float* x, const ActQ8* act,
                         int64_t j0, int ncols, float* y);
@@ -161,24 +162,40 @@ const VecEntry* find_vec(TypeId id) {
     return nullptr;
 }
 
-void matvec(const VecEntry& e, const void* w, size_t row_bytes, int64_t m, int64_t k, const float* x, int64_t n,
-            float* y, const char* what) {
+// Scratch for x quantized to 8 bits (empty for float weights).
+struct ActScratch {
+    Buffer q, d, s;
+    ActScratch(const VecEntry& e, int64_t n, int64_t k)
+        : q(e.quantized ? static_cast<size_t>(n * k) : 0),
+          d(e.quantized ? static_cast<size_t>(n * (k / 32)) * sizeof(float) : 0),
+          s(e.quantized ? static_cast<size_t>(2 * n * (k / 32)) * sizeof(int) : 0) {}
+    ActQ8 act() const { return ActQ8{q.as<int8_t>(), d.as<float>(), s.as<int>()}; }
+};
+
+// Queues the mat-vec passes (no synchronisation).
+void enqueue_matvec(const VecEntry& e, const void* w, size_t row_bytes, int64_t m, int64_t k, const float* x,
+                    int64_t n, float* y, const ActQ8& act) {
     const int64_t chunks = n * (k / 32);
-    Buffer q(e.quantized ? static_cast<size_t>(n * k) : 0);
-    Buffer d(e.quantized ? static_cast<size_t>(chunks) * sizeof(float) : 0);
-    Buffer s(e.quantized ? static_cast<size_t>(2 * chunks) * sizeof(int) : 0);
-    ActQ8 act{q.as<int8_t>(), d.as<float>(), s.as<int>()};
-    if (e.quantized) {
-        quantize_act<<<grid_for(chunks, kWarpsPerBlock), 32 * kWarpsPerBlock>>>(x, chunks, q.as<int8_t>(),
-                                                                                d.as<float>(), s.as<int>());
-        check(cudaGetLastError(), what);
-    }
+    if (e.quantized)
+        quantize_act<<<grid_for(chunks, kWarpsPerBlock), 32 * kWarpsPerBlock>>>(x, chunks, act.xq, act.xd, act.xs);
     for (int64_t j0 = 0; j0 < n; j0 += kMaxCols) {
         const int cols = static_cast<int>(n - j0 < kMaxCols ? n - j0 : kMaxCols);
         e.run(static_cast<const uint8_t*>(w), row_bytes, m, k, x, &act, j0, cols, y);
-        check(cudaGetLastError(), what);
     }
-    check_launch(what);
+}
+
+// Checks the arguments; returns the type's entry and resolves path.
+const VecEntry& check_matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const float* x, int64_t n,
+                             float* y, MatmulPath& path, const std::string& what) {
+    if (m < 0 || n < 0 || k <= 0) throw Error(what + ": shapes must be m >= 0, n >= 0, k > 0");
+    row_size(t, k);  // throws unless k is a multiple of the block size
+    const VecEntry* e = find_vec(t.id);
+    if (!e) throw Error(what + ": no CUDA matmul for this type");
+    check_aligned(w, 4, what.c_str(), "w");
+    check_aligned(x, 4, what.c_str(), "x");
+    check_aligned(y, 4, what.c_str(), "y");
+    if (path == MatmulPath::Auto) path = n <= kMaxCols ? MatmulPath::Vec : MatmulPath::MMA;
+    return *e;
 }
 
 }  // namespace
@@ -189,19 +206,31 @@ void matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const floa
             MatmulPath path) {
     require("matmul (device='cuda')");
     const std::string what = std::string("matmul ") + t.name + " (cuda)";
-    if (m < 0 || n < 0 || k <= 0) throw Error(what + ": shapes must be m >= 0, n >= 0, k > 0");
-    const size_t rs = row_size(t, k);
-    const VecEntry* e = find_vec(t.id);
-    if (!e) throw Error(what + ": no CUDA matmul for this type");
-    check_aligned(w, 4, what.c_str(), "w");
-    check_aligned(x, 4, what.c_str(), "x");
-    check_aligned(y, 4, what.c_str(), "y");
+    const VecEntry& e = check_matmul(t, w, m, k, x, n, y, path, what);
     if (m == 0 || n == 0) return;
-    if (path == MatmulPath::Auto) path = n <= kMaxCols ? MatmulPath::Vec : MatmulPath::MMA;
-    if (path == MatmulPath::Vec)
-        matvec(*e, w, rs, m, k, x, n, y, what.c_str());
-    else
-        matmul_mma(t, w, rs, m, k, x, n, y, what.c_str());
+    const size_t rs = row_size(t, k);
+    if (path == MatmulPath::Vec) {
+        const ActScratch scratch(e, n, k);
+        enqueue_matvec(e, w, rs, m, k, x, n, y, scratch.act());
+    } else {
+        enqueue_mma(t, w, rs, m, k, x, n, y, what.c_str());
+    }
+    check_launch(what.c_str());
+}
+
+double bench_matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const float* x, int64_t n, float* y,
+                    MatmulPath path, int iters) {
+    require("bench matmul (cuda)");
+    const std::string what = std::string("bench matmul ") + t.name + " (cuda)";
+    const VecEntry& e = check_matmul(t, w, m, k, x, n, y, path, what);
+    if (m == 0 || n == 0) return 0.0;
+    const size_t rs = row_size(t, k);
+    if (path == MatmulPath::Vec) {
+        const ActScratch scratch(e, n, k);
+        const ActQ8 act = scratch.act();
+        return time_enqueued([&] { enqueue_matvec(e, w, rs, m, k, x, n, y, act); }, iters, what.c_str());
+    }
+    return time_enqueued([&] { enqueue_mma(t, w, rs, m, k, x, n, y, what.c_str()); }, iters, what.c_str());
 }
 
 }  // namespace kq::cuda

@@ -12,6 +12,7 @@
 
 #include "cuda/buffer.h"
 #include "cuda/common.cuh"
+#include "cuda/timing.h"
 #include "cuda/quant_kquants.cuh"
 #include "cuda/quant_legacy.cuh"
 #include "cuda/types.cuh"
@@ -108,15 +109,26 @@ const QuantEntry* find_entry(TypeId id) {
 
 bool has_quantize(TypeId id) { return find_entry(id) != nullptr; }
 
-void quantize(const void* src, SrcKind kind, int64_t rows, int64_t cols, const TypeTraits& t, const float* imatrix,
-              void* dst) {
-    require("quantize (device='cuda')");
-    const std::string what = std::string("quantize to ") + t.name + " (cuda)";
+namespace {
+
+// Argument checks shared by quantize and bench_quantize; returns the row size.
+size_t check_args(int64_t rows, int64_t cols, const TypeTraits& t, const void* src, const void* dst,
+                  const std::string& what) {
     const size_t rs = row_size(t, cols);
     if (rows < 0) throw Error(what + ": negative row count");
     if (!has_quantize(t.id)) throw Error(what + ": no CUDA quantizer for this type");
     check_aligned(src, 4, what.c_str(), "src");
     check_aligned(dst, 4, what.c_str(), "dst");
+    return rs;
+}
+
+}  // namespace
+
+void quantize(const void* src, SrcKind kind, int64_t rows, int64_t cols, const TypeTraits& t, const float* imatrix,
+              void* dst) {
+    require("quantize (device='cuda')");
+    const std::string what = std::string("quantize to ") + t.name + " (cuda)";
+    const size_t rs = check_args(rows, cols, t, src, dst, what);
     const int64_t n = rows * cols;
     if (n == 0) return;
 
@@ -139,6 +151,16 @@ void quantize(const void* src, SrcKind kind, int64_t rows, int64_t cols, const T
     }
     e.run(x, static_cast<uint8_t*>(dst), rows, cols, static_cast<int>(t.block_size), rs, qw, sigma2);
     check_launch(what.c_str());
+}
+
+double bench_quantize(const float* src, int64_t rows, int64_t cols, const TypeTraits& t, void* dst, int iters) {
+    require("bench quantize (cuda)");
+    const std::string what = std::string("bench quantize to ") + t.name + " (cuda)";
+    const size_t rs = check_args(rows, cols, t, src, dst, what);
+    const QuantEntry& e = *find_entry(t.id);
+    return time_enqueued(
+        [&] { e.run(src, static_cast<uint8_t*>(dst), rows, cols, static_cast<int>(t.block_size), rs, nullptr, nullptr); },
+        iters, what.c_str());
 }
 
 }  // namespace kq::cuda

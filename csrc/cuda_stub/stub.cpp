@@ -48,6 +48,13 @@ void dequantize(const void*, int64_t, int64_t, const TypeTraits&, void*, FloatKi
 void matmul(const TypeTraits&, const void*, int64_t, int64_t, const float*, int64_t, float*, MatmulPath) {
     unavailable("matmul (device='cuda')");
 }
+double bench_copy(void*, const void*, size_t, int) { unavailable("bench copy (cuda)"); }
+double bench_quantize(const float*, int64_t, int64_t, const TypeTraits&, void*, int) {
+    unavailable("bench quantize (cuda)");
+}
+double bench_matmul(const TypeTraits&, const void*, int64_t, int64_t, const float*, int64_t, float*, MatmulPath, int) {
+    unavailable("bench matmul (cuda)");
+}
 void rmsnorm(const float*, const float*, float*, int64_t, int64_t, float) { unavailable("rmsnorm (cuda)"); }
 void rope(float*, const int32_t*, int64_t, int, int, const RopeArgs&) { unavailable("rope (cuda)"); }
 void softmax(float*, int64_t, int64_t) { unavailable("softmax (cuda)"); }

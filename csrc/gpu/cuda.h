@@ -78,6 +78,15 @@ enum class MatmulPath { Auto, Vec, MMA };
 void matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const float* x, int64_t n, float* y,
             MatmulPath path = MatmulPath::Auto);
 
+// --- benchmarks ---------------------------------------------------------------------
+// Average seconds per run of `iters` back-to-back runs after one warm-up,
+// timed with CUDA events; scratch memory is allocated outside the timed
+// region. bench_quantize takes a float32 source and no imatrix.
+double bench_copy(void* dst, const void* src, size_t bytes, int iters);
+double bench_quantize(const float* src, int64_t rows, int64_t cols, const TypeTraits& t, void* dst, int iters);
+double bench_matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const float* x, int64_t n, float* y,
+                    MatmulPath path, int iters);
+
 // --- activation ops (float32, row-major; semantics of csrc/ops/ops.h) -------------
 // y = x / sqrt(mean(x^2) + eps) * w per row of n.
 void rmsnorm(const float* x, const float* w, float* y, int64_t rows, int64_t n, float eps);
