@@ -71,6 +71,28 @@ def test_device_code_matches_reference_in_host_emulation():
     assert report == [], "\n".join(report)
 
 
+def test_dlpack_capsules_are_read_in_place():
+    # The DLPack reader works on any capsule; NumPy's are CPU ones, which
+    # kquants.cuda treats as host data (np.asarray) rather than device memory.
+    a = np.arange(24, dtype=np.float32).reshape(4, 6)[1:]
+    info = kquants._core.dlpack_info(a.__dlpack__())
+    assert info["ptr"] == a.ctypes.data and info["device_type"] == 1
+    assert (info["code"], info["bits"], info["lanes"]) == (2, 32, 1)
+    assert info["shape"] == (3, 6) and info["strides"] in (None, (6, 1))
+    assert kc._device_operand(a, "test") is None  # host memory: not a device operand
+    with pytest.raises(kquants.KQuantsError, match="capsule"):
+        kquants._core.dlpack_info(_used_capsule(a))
+
+
+def _used_capsule(a):
+    import ctypes
+    cap = a.__dlpack__()
+    set_name = ctypes.pythonapi.PyCapsule_SetName
+    set_name.argtypes, set_name.restype = [ctypes.py_object, ctypes.c_char_p], ctypes.c_int
+    set_name(cap, b"used_dltensor")  # what a consumer leaves behind (the tiny tensor then leaks)
+    return cap
+
+
 def test_unavailable_cuda_raises_kquants_error():
     if HAVE_CUDA:
         pytest.skip("CUDA is available here")
