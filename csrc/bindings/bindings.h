@@ -9,5 +9,6 @@ void bind_errors(pybind11::module_& m);   // errors.cpp
 void bind_types(pybind11::module_& m);    // types.cpp: traits table, system info
 void bind_quant(pybind11::module_& m);    // quant.cpp: array quantize/dequantize
 void bind_gguf(pybind11::module_& m);     // gguf.cpp: GGUF reader and writer
+void bind_cuda(pybind11::module_& m);     // cuda.cpp: CUDA backend entry points
 
 }  // namespace kq::py_bind

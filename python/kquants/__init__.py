@@ -2,6 +2,7 @@
 
 Array level (this module):
     quantize_array, dequantize_array, type_info, GGMLType, system_info
+CUDA (kquants.cuda): cuda_available, DeviceArray, quantize_array_cuda, ...
 Files:
     GGUFFile (read, mmap), GGUFWriter (streaming write)
 Text:
@@ -13,6 +14,7 @@ from .quant import quantize_array, dequantize_array  # noqa: F401
 from .gguf import GGUFFile, GGUFWriter, GGUFTensor, GGUFField, GGUFValueType  # noqa: F401
 from .convert import quantize, convert, export_hf  # noqa: F401  (model files; convert/)
 from .tokenizer import Tokenizer  # noqa: F401
+from .cuda import cuda_available  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -23,4 +25,5 @@ __all__ = [
     "GGUFFile", "GGUFWriter", "GGUFTensor", "GGUFField", "GGUFValueType",
     "quantize", "convert", "export_hf",
     "Tokenizer",
+    "cuda_available",
 ]
