@@ -26,7 +26,6 @@ sys.path.insert(0, str(HERE))
 import numpy as np  # noqa: E402
 
 import kquants  # noqa: E402
-from kquants.convert import _io  # noqa: E402
 from kquants.convert.presets import PRESETS  # noqa: E402
 from kquants.types import type_info  # noqa: E402
 from llama_ref import llama_quantize  # noqa: E402
@@ -46,15 +45,14 @@ def smollm2_f16(tmp: Path) -> Path:
 
 
 def compare(a: Path, b: Path) -> dict:
-    ga, gb = _io.read_gguf(a), _io.read_gguf(b)
+    ga, gb = kquants.GGUFFile(a), kquants.GGUFFile(b)
     order = [t.name for t in ga.tensors] == [t.name for t in gb.tensors]
-    tb = {t.name: t for t in gb.tensors}
     types_differ, bytes_differ = [], []
     for t in ga.tensors:
-        u = tb.get(t.name)
+        u = gb.tensor(t.name) if t.name in gb else None
         if u is None or u.type != t.type:
             types_differ.append(t.name)
-        elif not np.array_equal(t.data, u.data):
+        elif not np.array_equal(ga.tensor_data(t.name), gb.tensor_data(t.name)):
             bytes_differ.append(t.name)
     return {"tensors": len(ga.tensors), "order_equal": order, "types_differ": types_differ,
             "bytes_differ": bytes_differ, "file_identical": a.read_bytes() == b.read_bytes(),
@@ -73,8 +71,9 @@ def main() -> None:
         f16 = smollm2_f16(tmp)
         im = None
         if a.imatrix:
-            g = _io.read_gguf(f16)
-            im = {t.name: (0.5 + (np.arange(t.ne[0]) % 7) / 4).astype(np.float32) for t in g.tensors if len(t.ne) == 2}
+            with kquants.GGUFFile(f16) as g:
+                im = {t.name: (0.5 + (np.arange(t.ne[0]) % 7) / 4).astype(np.float32) for t in g.tensors
+                      if len(t.ne) == 2}
         print(f"input: {f16.name} ({f16.stat().st_size / 2**20:.0f} MiB), threads={a.threads}")
         print(f"{'preset':8} {'llama.cpp s':>11} {'kquants s':>9} {'speedup':>7}  result")
         for preset in a.presets.split(","):

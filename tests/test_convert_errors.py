@@ -21,7 +21,8 @@ SMALL = dict(n_layer=1, hidden=256, n_head=2, n_kv=2, ff=256, vocab=300)
 
 
 def leftovers(folder: Path) -> list:
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp") or p.suffix == ".gguf")
+    """Output files and temporary files (hidden, beside the destination)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") or p.suffix == ".gguf")
 
 
 @pytest.fixture
@@ -104,6 +105,13 @@ def test_output_equals_input(hf, tmp_path):
         kquants.quantize(f16, f16, "q8_0", quiet=True)
     with pytest.raises(kquants.KQuantsError, match="is the input"):
         kquants.quantize(str(f16), tmp_path / "." / "m.gguf", "q8_0", quiet=True)
+    # a checkpoint file of a HF folder is an input too
+    weights = d / "model.safetensors"
+    before = weights.read_bytes()
+    with pytest.raises(kquants.KQuantsError, match="is the input"):
+        kquants.convert(d, weights, quiet=True)
+    assert weights.read_bytes() == before
+    assert leftovers(tmp_path) == ["m.gguf"] and not [p for p in d.iterdir() if p.name.startswith(".")]
 
 
 def test_unknown_preset_and_bad_override(hf, tmp_path):

@@ -13,19 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tiny_models import CASES, case_imatrix, make_case
+from tiny_models import CASES, case_imatrix, make_case, tensor_digests
 
 import kquants
-from kquants.convert import _io
-from kquants.types import type_info
 
 EXPECTED = json.loads((Path(__file__).parent / "data" / "convert_expected.json").read_text())
-
-
-def digest(path) -> dict:
-    g = _io.read_gguf(path)
-    return {t.name: f"{type_info(t.type).name}:{hashlib.sha256(t.data.tobytes()).hexdigest()[:20]}"
-            for t in g.tensors}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +38,7 @@ def test_matches_llama_quantize(inputs, tmp_path, case, preset):
     out = tmp_path / "out.gguf"
     im = case_imatrix(inputs[case]) if spec.get("imatrix") else None
     kquants.quantize(inputs[case], out, preset, imatrix=im, overrides=spec.get("overrides"), quiet=True)
-    got, want = digest(out), EXPECTED[case]["presets"][preset]
+    got, want = tensor_digests(out), EXPECTED[case]["presets"][preset]
     assert list(got) == list(want), "tensor order differs from llama-quantize"
     bad = {n: (got[n], want[n]) for n in want if got[n] != want[n]}
     assert not bad, f"{len(bad)} tensors differ: {dict(list(bad.items())[:4])}"

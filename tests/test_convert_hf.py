@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tiny_models import make_bert, make_llama
+from tiny_models import make_bert, make_llama, tensor_bytes
 
 import kquants
-from kquants.convert import _io
 from kquants.convert.arch import permute_rows
 from kquants.convert.hf import bf16_to_f32, save_safetensors
 from kquants.convert.presets import ModelInfo, TypePlanner, get_preset, use_more_bits
@@ -19,7 +18,8 @@ from kquants.convert.source import gguf_source, to_float32
 
 
 def kvs(path) -> dict:
-    return {kv.key: kv.value for kv in _io.read_gguf(path).kvs}
+    with kquants.GGUFFile(path) as f:
+        return f.metadata
 
 
 def tensor(path, name) -> np.ndarray:
@@ -98,9 +98,7 @@ def test_sharded_equals_single(tmp_path):
     ga, gb = tmp_path / "a.gguf", tmp_path / "b.gguf"
     kquants.convert(a, ga, quiet=True)
     kquants.convert(b, gb, quiet=True)
-    ta = {t.name: t.data.tobytes() for t in _io.read_gguf(ga).tensors}
-    tb = {t.name: t.data.tobytes() for t in _io.read_gguf(gb).tensors}
-    assert ta == tb
+    assert tensor_bytes(ga) == tensor_bytes(gb)
 
 
 def test_qwen2(tmp_path):
@@ -296,8 +294,7 @@ def test_pytorch_bin_checkpoint(tmp_path):
     a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
     kquants.convert(hf, a, quiet=True)
     kquants.convert(d, b, quiet=True)
-    ta = {t.name: t.data.tobytes() for t in _io.read_gguf(a).tensors}
-    assert ta == {t.name: t.data.tobytes() for t in _io.read_gguf(b).tensors}
+    assert tensor_bytes(a) == tensor_bytes(b)
 
 
 def test_sentencepiece_vocab(tmp_path):

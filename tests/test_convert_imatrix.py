@@ -8,10 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from tiny_models import make_llama
+from tiny_models import make_llama, tensor_bytes
 
 import kquants
-from kquants.convert import _io
 from kquants.convert.imatrix import load_imatrix, save_imatrix_dat, save_imatrix_gguf
 
 SMALL = dict(n_layer=2, hidden=256, n_head=4, n_kv=2, ff=256, vocab=300)
@@ -42,21 +41,30 @@ def test_imatrix_file_equals_dict_and_adds_keys(tmp_path):
     hf, _ = make_llama(tmp_path / "hf", **SMALL)
     f16 = tmp_path / "f16.gguf"
     kquants.convert(hf, f16, quiet=True)
-    g = _io.read_gguf(f16)
-    ws = {t.name: (np.arange(t.ne[0], dtype=np.float32) % 5 + 1) for t in g.tensors if len(t.ne) == 2}
+    with kquants.GGUFFile(f16) as g:
+        ws = {t.name: (np.arange(t.ne[0], dtype=np.float32) % 5 + 1) for t in g.tensors if len(t.ne) == 2}
     save_imatrix_dat(tmp_path / "im.dat", {k: v * 3 for k, v in ws.items()}, ncall=3, chunks=4, dataset="d")
     a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
     kquants.quantize(f16, a, "q4_k_m", imatrix=tmp_path / "im.dat", quiet=True)
     kquants.quantize(f16, b, "q4_k_m", imatrix=ws, quiet=True)
-    ta = {t.name: t.data.tobytes() for t in _io.read_gguf(a).tensors}
-    tb = {t.name: t.data.tobytes() for t in _io.read_gguf(b).tensors}
-    assert ta == tb
+    ta = tensor_bytes(a)
+    assert ta == tensor_bytes(b)
     c = tmp_path / "c.gguf"
     kquants.quantize(f16, c, "q4_k_m", quiet=True)
-    assert {t.name: t.data.tobytes() for t in _io.read_gguf(c).tensors} != ta   # the imatrix matters
-    kv = {k.key: k.value for k in _io.read_gguf(a).kvs}
+    assert tensor_bytes(c) != ta   # the imatrix matters
+    with kquants.GGUFFile(a) as f:
+        kv = f.metadata
     assert kv["quantize.imatrix.entries_count"] == len(ws) and kv["quantize.imatrix.chunks_count"] == 4
     assert kv["quantize.imatrix.dataset"] == "d" and kv["quantize.imatrix.file"].endswith("im.dat")
+    # requantizing with another imatrix: its keys replace the input's, at the end (as llama-quantize)
+    save_imatrix_dat(tmp_path / "im2.dat", {k: v * 2 for k, v in ws.items()}, ncall=2, chunks=9, dataset="e")
+    r = tmp_path / "r.gguf"
+    kquants.quantize(a, r, "q4_0", imatrix=tmp_path / "im2.dat", allow_requantize=True, quiet=True)
+    with kquants.GGUFFile(r) as f:
+        keys = list(f.fields)
+        assert f.get("quantize.imatrix.chunks_count") == 9 and f.get("quantize.imatrix.dataset") == "e"
+    assert keys[-6:] == ["general.quantization_version", "general.file_type", "quantize.imatrix.file",
+                         "quantize.imatrix.dataset", "quantize.imatrix.entries_count", "quantize.imatrix.chunks_count"]
 
 
 def test_imatrix_errors(tmp_path):
@@ -76,14 +84,15 @@ def test_cli(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "kquants.convert", *map(str, args)], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "kquants", *map(str, args)], capture_output=True,
                               text=True, env=env, timeout=300)
     r = run("convert", hf, tmp_path / "f16.gguf", "--outtype", "f16", "--quiet")
     assert r.returncode == 0, r.stderr
     r = run("quantize", tmp_path / "f16.gguf", tmp_path / "q.gguf", "Q4_K_M", "--override", "attn_v=q8_0",
             "--threads", "2", "--quiet")
     assert r.returncode == 0, r.stderr
-    types = {t.name: t.type for t in _io.read_gguf(tmp_path / "q.gguf").tensors}
+    with kquants.GGUFFile(tmp_path / "q.gguf") as f:
+        types = {t.name: t.type for t in f.tensors}
     assert types["blk.0.attn_v.weight"] == 8 and types["blk.0.attn_q.weight"] == 12   # Q8_0, Q4_K
     r = run("export-hf", tmp_path / "q.gguf", tmp_path / "hf2", "--quiet")
     assert r.returncode == 0, r.stderr

@@ -379,3 +379,72 @@ def test_zero_size_and_zero_dim_tensors(tmp_path):
         assert f.dequantize("empty2").shape == (0,)
     del ref
     gc.collect()
+
+
+def test_write_tensor_whole_checks_name_and_size(tmp_path):
+    p = tmp_path / "x.gguf"
+    with kquants.GGUFWriter(p) as w:
+        w.add_tensor_info("e", (0,), "f32")
+        w.add_tensor_info("a", (8,), "f32")
+        w.add_tensor_info("b", (2, 32), "q8_0")
+        with pytest.raises(kquants.KQuantsError, match="'b' written out of order; tensor 'a' comes next"):
+            w.write_tensor("b", np.zeros(68, np.uint8))
+        with pytest.raises(kquants.KQuantsError, match="no tensor 'zz' was declared"):
+            w.write_tensor("zz", b"")
+        with pytest.raises(kquants.KQuantsError, match="tensor 'a' has 28 bytes, expected 32"):
+            w.write_tensor("a", np.zeros(7, np.float32))
+        w.write_tensor("e", np.zeros(0, np.float32))  # empty: nothing to write, accepted
+        w.write_tensor("a", np.arange(8, dtype=np.float32))
+        with pytest.raises(kquants.KQuantsError, match="'a' written out of order"):
+            w.write_tensor("a", np.arange(8, dtype=np.float32))
+        w.write_tensor("b", np.full((2, 34), 7, np.uint8))
+        assert w.current_tensor == ""
+    with kquants.GGUFFile(p) as f:
+        assert f.tensor_data("a").view(np.float32).tolist() == list(range(8))
+        assert f.tensor_data("b").tobytes() == b"\x07" * 68
+
+
+def test_fsync_off_writes_the_same_file(tmp_path):
+    def write(path, fsync):
+        with kquants.GGUFWriter(path, arch="x", fsync=fsync) as w:
+            w.add_array("t", ["a", "bc"])
+            w.add_tensor_info("w", (3, 32), "f16")
+            w.write_tensor("w", np.ones((3, 32), np.float16))
+    write(tmp_path / "a.gguf", True)
+    write(tmp_path / "b.gguf", False)
+    assert (tmp_path / "a.gguf").read_bytes() == (tmp_path / "b.gguf").read_bytes()
+    assert sorted(os.listdir(tmp_path)) == ["a.gguf", "b.gguf"]
+
+
+def test_release_keeps_views_valid(tmp_path):
+    p = tmp_path / "x.gguf"
+    x = RNG.standard_normal((64, 1024), dtype=np.float32)  # 256 KiB: many pages
+    with kquants.GGUFWriter(p) as w:
+        w.add_tensor_info("x", x.shape, "f32")
+        w.write_tensor("x", x)
+    with kquants.GGUFFile(p) as f:
+        v = f.tensor_data("x")
+        f.release("x")
+        assert np.array_equal(v.view(np.float32).reshape(x.shape), x)  # read back from the page cache
+        with pytest.raises(kquants.KQuantsError, match="no tensor"):
+            f.release("y")
+
+
+def test_mapped_file(tmp_path):
+    p = tmp_path / "blob"
+    p.write_bytes(bytes(range(256)) * 64)
+    m = kquants._core.MappedFile(str(p))
+    assert m.size == 16384 and m.path == str(p)
+    v = m.view(250, 10)
+    assert v.tolist() == [250, 251, 252, 253, 254, 255, 0, 1, 2, 3] and not v.flags.writeable
+    m.release(0, m.size)
+    m.release(10**12, 5)  # out of range: ignored
+    assert v.tolist()[0] == 250
+    with pytest.raises(kquants.KQuantsError, match="past the end of the file"):
+        m.view(16380, 5)
+    with pytest.raises(kquants.KQuantsError, match="past the end of the file"):
+        m.view(2**64 - 1, 2)
+    del m
+    assert v[5] == 255  # the view keeps the mapping alive
+    with pytest.raises(kquants.KQuantsIOError, match="cannot open"):
+        kquants._core.MappedFile(str(tmp_path / "missing"))

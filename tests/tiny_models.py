@@ -6,6 +6,7 @@ unless asked otherwise, so every K-quant applies.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -210,12 +211,29 @@ def make_case(case: str, tmp) -> Path:
     return f16
 
 
+def tensor_bytes(path) -> dict:
+    """{name: bytes} of a GGUF file's tensors, in file order."""
+    import kquants
+    with kquants.GGUFFile(path) as f:
+        return {t.name: f.tensor_data(t.name).tobytes() for t in f.tensors}
+
+
+def tensor_digests(path) -> dict:
+    """{name: "TYPE:<first 20 hex digits of sha256>"} in file order, as
+    tests/data/convert_expected.json stores them."""
+    import kquants
+    with kquants.GGUFFile(path) as f:
+        return {t.name: f"{t.type.name}:{hashlib.sha256(f.tensor_data(t.name)).hexdigest()[:20]}"
+                for t in f.tensors}
+
+
 def case_imatrix(f16_path) -> dict:
     """A deterministic importance matrix for every 2-D weight of a model."""
-    from kquants.convert import _io
-    g = _io.read_gguf(f16_path)
+    import kquants
+    with kquants.GGUFFile(f16_path) as g:
+        tensors = g.tensors
     out = {}
-    for i, t in enumerate(g.tensors):
+    for i, t in enumerate(tensors):
         if len(t.ne) == 2:
             j = np.arange(t.ne[0], dtype=np.float32)
             out[t.name] = (np.float32(0.1) + ((j * np.float32(i + 3)) % np.float32(17)) / np.float32(8)).astype(np.float32)

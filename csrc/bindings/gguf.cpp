@@ -1,6 +1,7 @@
 // GGUF reader and writer objects. python/kquants/gguf.py wraps them as
 // kquants.GGUFFile / kquants.GGUFWriter; the Python layer does argument
-// normalisation (shapes, value typing), these do the file work.
+// normalisation (shapes, value typing), these do the file work. MappedFile
+// exposes the same read-only mapping for other formats (safetensors).
 //
 // Zero-copy: tensor data and numeric metadata arrays come back as read-only
 // NumPy arrays over the mmap. Each array's base is a capsule owning a
@@ -157,6 +158,38 @@ WriteValue from_spec(py::handle spec) {
     return v;
 }
 
+// A whole file mapped read-only (gguf::Mapping), for Python readers of other
+// formats: zero-copy views and page release, as the GGUF reader has.
+struct MappedFile {
+    std::shared_ptr<const Mapping> map;
+};
+
+void bind_mapped_file(py::module_& m) {
+    py::class_<MappedFile>(m, "MappedFile")
+        .def(py::init([](const std::string& path) {
+                 py::gil_scoped_release nogil;
+                 return MappedFile{Mapping::open(path)};
+             }),
+             py::arg("path"))
+        .def_property_readonly("path", [](const MappedFile& f) { return f.map->path(); })
+        .def_property_readonly("size", [](const MappedFile& f) { return f.map->size(); })
+        // Bytes [offset, offset + nbytes) as a read-only uint8 array (zero-copy).
+        .def(
+            "view",
+            [](const MappedFile& f, uint64_t offset, uint64_t nbytes) {
+                uint64_t end;
+                if (!gguf::checked_add(offset, nbytes, &end) || end > f.map->size())
+                    throw Error(f.map->path() + ": range [" + std::to_string(offset) + ", +" +
+                                std::to_string(nbytes) + ") is past the end of the file (" +
+                                std::to_string(f.map->size()) + " bytes)");
+                return view(f.map, offset, py::dtype("<u1"), nbytes);
+            },
+            py::arg("offset"), py::arg("nbytes"))
+        .def(
+            "release", [](const MappedFile& f, uint64_t offset, uint64_t nbytes) { f.map->release(offset, nbytes); },
+            py::arg("offset"), py::arg("nbytes"));
+}
+
 void bind_reader(py::module_& m) {
     py::class_<Reader, std::shared_ptr<Reader>>(m, "GGUFReader")
         .def(py::init([](const std::string& path) {
@@ -222,6 +255,12 @@ void bind_reader(py::module_& m) {
                  const TensorInfo& t = r.tensor(name);
                  return view(r.mapping(), t.offset, py::dtype("<u1"), t.nbytes);
              })
+        // Drops the tensor's pages from the resident set (views stay valid).
+        .def("release",
+             [](const Reader& r, const std::string& name) {
+                 const TensorInfo& t = r.tensor(name);
+                 r.mapping()->release(t.offset, t.nbytes);
+             })
         .def(
             "dequantize",
             [](const Reader& r, const std::string& name, int threads) {
@@ -248,8 +287,8 @@ void bind_reader(py::module_& m) {
 
 void bind_writer(py::module_& m) {
     py::class_<Writer>(m, "GGUFWriterCore")
-        .def(py::init<const std::string&, const std::vector<std::string>&>(), py::arg("path"),
-             py::arg("inputs") = std::vector<std::string>{})
+        .def(py::init<const std::string&, const std::vector<std::string>&, bool>(), py::arg("path"),
+             py::arg("inputs") = std::vector<std::string>{}, py::arg("fsync") = true)
         .def_property_readonly("path", &Writer::path)
         .def_property_readonly("temp_path", &Writer::temp_path)
         .def_property_readonly("alignment", &Writer::alignment)
@@ -275,6 +314,13 @@ void bind_writer(py::module_& m) {
                  py::gil_scoped_release nogil;
                  w.write_tensor_data(p, n);
              })
+        .def("write_tensor",
+             [](Writer& w, const std::string& name, py::array_t<uint8_t, py::array::c_style> data) {
+                 const uint8_t* p = data.data();
+                 const size_t n = static_cast<size_t>(data.size());
+                 py::gil_scoped_release nogil;
+                 w.write_tensor(name, p, n);
+             })
         .def("finish",
              [](Writer& w) {
                  py::gil_scoped_release nogil;
@@ -296,6 +342,7 @@ void bind_gguf(py::module_& m) {
         }
         return out;
     });
+    bind_mapped_file(m);
     bind_reader(m);
     bind_writer(m);
 }

@@ -51,6 +51,15 @@ std::shared_ptr<const Mapping> Mapping::open(const std::string& path) {
     return m;
 }
 
+void Mapping::release(uint64_t offset, uint64_t n) const noexcept {
+    if (!data_ || offset >= size_) return;
+    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t start = offset / page * page;  // data_ is page-aligned (mmap)
+    const uint64_t end = n > size_ - offset ? size_ : offset + n;
+    if (end > start)
+        ::madvise(const_cast<uint8_t*>(data_) + start, static_cast<size_t>(end - start), MADV_DONTNEED);
+}
+
 Mapping::~Mapping() {
     if (data_) ::munmap(const_cast<uint8_t*>(data_), static_cast<size_t>(size_));
 }

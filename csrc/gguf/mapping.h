@@ -29,6 +29,13 @@ public:
     // destination is one of its inputs.
     uint64_t device() const { return dev_; }
     uint64_t inode() const { return ino_; }
+    // Drops the pages of [offset, offset + n) from this process's resident set
+    // (madvise MADV_DONTNEED on the whole pages it touches). The bytes stay
+    // readable: a later access maps them again from the page cache. Streaming
+    // a model through the mapping calls it after each tensor so that the
+    // resident set does not grow to the file's size. Out-of-range parts are
+    // ignored; it never fails (it is only a hint).
+    void release(uint64_t offset, uint64_t n) const noexcept;
 
 private:
     Mapping() = default;

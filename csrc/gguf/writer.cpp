@@ -58,7 +58,8 @@ mode_t default_mode() {
 
 }  // namespace
 
-Writer::Writer(const std::string& path, const std::vector<std::string>& inputs) : path_(path) {
+Writer::Writer(const std::string& path, const std::vector<std::string>& inputs, bool sync)
+    : path_(path), sync_(sync) {
     if (path.empty()) throw Error("GGUF writer: empty destination path");
     if (path.find('\0') != std::string::npos) throw IOError("path contains a NUL byte: " + quote(path));
     struct stat dst;
@@ -213,7 +214,7 @@ uint64_t Writer::add_tensor_info(const std::string& name, const std::vector<int6
     const uint64_t row = static_cast<uint64_t>(t.ne[0] / type.block_size) * type.type_size;
     const uint64_t rows = t.ne[0] == 0 ? 0 : static_cast<uint64_t>(n / t.ne[0]);
     if (!checked_mul(row, rows, &t.nbytes)) throw Error(path_ + ": tensor " + q + ": byte size overflows");
-    if (!names_.insert(name).second) throw Error(path_ + ": duplicate tensor name " + q);
+    if (!names_.emplace(name, tensors_.size()).second) throw Error(path_ + ": duplicate tensor name " + q);
     tensors_.push_back(std::move(t));
     return tensors_.back().nbytes;
 }
@@ -318,6 +319,24 @@ void Writer::write_tensor_data(const void* data, size_t n) {
     }
 }
 
+void Writer::write_tensor(const std::string& name, const void* data, size_t n) {
+    require_writing("write_tensor");
+    if (state_ == State::Declaring) write_header();
+    const std::string q = quote(name);
+    const auto it = names_.find(name);
+    if (it == names_.end()) throw Error(path_ + ": write_tensor: no tensor " + q + " was declared");
+    const Tensor& t = tensors_[it->second];
+    if (t.nbytes == 0 && n == 0 && it->second <= cur_) return;
+    if (it->second != cur_ || cur_done_ != 0) {
+        const std::string expected = cur_ < tensors_.size() ? "tensor " + quote(tensors_[cur_].name) : "no more data";
+        throw Error(path_ + ": tensor " + q + " written out of order; " + expected + " comes next");
+    }
+    if (n != t.nbytes)
+        throw Error(path_ + ": tensor " + q + " has " + std::to_string(n) + " bytes, expected " +
+                    std::to_string(t.nbytes));
+    write_tensor_data(data, n);
+}
+
 std::string Writer::current_tensor() const { return cur_ < tensors_.size() ? tensors_[cur_].name : std::string(); }
 
 uint64_t Writer::current_remaining() const { return cur_ < tensors_.size() ? tensors_[cur_].nbytes - cur_done_ : 0; }
@@ -336,7 +355,7 @@ void Writer::finish() {
     }
     flush();
     if (::fchmod(fd_, default_mode()) != 0) fail_io("cannot set permissions", errno);
-    if (::fsync(fd_) != 0) fail_io("fsync failed", errno);
+    if (sync_ && ::fsync(fd_) != 0) fail_io("fsync failed", errno);
     const int fd = fd_;
     fd_ = -1;
     if (::close(fd) != 0) fail_io("close failed", errno);

@@ -7,7 +7,9 @@
 // the first data write; each tensor is padded with zeros up to the alignment.
 //
 // Everything goes to a temporary file in the destination's folder, renamed
-// over the destination by finish() (atomic on POSIX). On any error while
+// over the destination by finish() (atomic on POSIX; with `sync`, the data is
+// flushed to the device first, so that a crash cannot leave a renamed file
+// whose blocks were never written). On any error while
 // writing, on abort(), or when the writer is destroyed unfinished, the
 // temporary file is removed: a partial file never appears under the
 // destination name.
@@ -15,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -39,9 +42,9 @@ struct WriteValue {
 class Writer {
 public:
     // `inputs`: files read to produce this one; the destination must not be
-    // any of them (checked by device and inode). Throws kq::IOError when the
-    // temporary file cannot be created.
-    Writer(const std::string& path, const std::vector<std::string>& inputs = {});
+    // any of them (checked by device and inode). `sync`: fsync before the
+    // rename. Throws kq::IOError when the temporary file cannot be created.
+    Writer(const std::string& path, const std::vector<std::string>& inputs = {}, bool sync = true);
     ~Writer();
     Writer(const Writer&) = delete;
     Writer& operator=(const Writer&) = delete;
@@ -59,8 +62,12 @@ public:
     // Appends bytes to the current tensor (the first declared one not yet
     // complete). More bytes than the tensor has left is an error.
     void write_tensor_data(const void* data, size_t n);
+    // Writes the whole of tensor `name` at once: it must be the current
+    // tensor, none of it written yet, and `n` its exact size. (An empty
+    // tensor takes no bytes; naming one already passed is accepted.)
+    void write_tensor(const std::string& name, const void* data, size_t n);
     // Writes what is still unwritten of the header, checks every tensor is
-    // complete, syncs and renames into place.
+    // complete, syncs (unless disabled) and renames into place.
     void finish();
     // Removes the temporary file; the writer is unusable afterwards.
     void abort() noexcept;
@@ -94,7 +101,9 @@ private:
     uint32_t alignment_ = kDefaultAlignment;
     std::string kv_bytes_;  // encoded metadata, in order
     size_t n_kv_ = 0;
-    std::unordered_set<std::string> keys_, names_;
+    bool sync_ = true;
+    std::unordered_set<std::string> keys_;
+    std::unordered_map<std::string, size_t> names_;  // tensor name -> index
     std::vector<Tensor> tensors_;
     size_t cur_ = 0;          // index of the tensor being written
     uint64_t cur_done_ = 0;   // bytes of it written so far

@@ -18,7 +18,7 @@ Writing (all metadata and tensor infos first, then data in the same order)::
     with kquants.GGUFWriter("out.gguf", arch="llama") as w:
         w.add_uint32("llama.block_count", 30)
         w.add_tensor_info("a", (4, 64), "q8_0")
-        w.write_tensor_data(quantized_bytes)
+        w.write_tensor_data(quantized_bytes)     # or in pieces; or w.write_tensor("a", ...): whole, name checked
     # finished and renamed into place on leaving the block; on an exception
     # the temporary file is removed and "out.gguf" is left untouched.
 """
@@ -191,6 +191,12 @@ class GGUFFile:
         """The tensor's raw bytes: a read-only 1-D uint8 view over the mapping."""
         return self._r.tensor_data(name)
 
+    def release(self, name: str) -> None:
+        """Drops the tensor's pages from this process's resident set (a hint:
+        its views stay valid and read the bytes again on access). Streaming a
+        model calls it after each tensor, so memory does not grow with the file."""
+        self._r.release(name)
+
     def dequantize(self, name: str, threads: Optional[int] = None) -> np.ndarray:
         """The tensor as float32 of its shape (GIL released while it runs)."""
         return self._r.dequantize(name, int(threads or 0))
@@ -329,6 +335,13 @@ def _spec(value: Any, vtype: Optional[GGUFValueType], sub_type: Optional[GGUFVal
     return (int(vtype), int(elem), n, _pack_scalars(value, elem, key))
 
 
+def _as_bytes(data) -> np.ndarray:
+    """Any buffer or array as a flat uint8 array over the same memory (copied only if not contiguous)."""
+    arr = np.asarray(data) if not isinstance(data, (bytes, bytearray, memoryview)) \
+        else np.frombuffer(data, np.uint8)
+    return np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+
+
 class GGUFWriter:
     """Writes a GGUF v3 file tensor by tensor (see the module docstring).
 
@@ -336,6 +349,8 @@ class GGUFWriter:
     ``arch``: written as general.architecture first, as gguf-py does.
     ``inputs``: files this one is made from; the destination may be none of
     them, nor any GGUFFile open in this process.
+    ``fsync``: flush the data to the device before the rename (off: faster,
+    as llama-quantize; the rename alone still keeps readers off partial data).
 
     The file appears at ``path`` only when ``finish()`` succeeds (or the
     ``with`` block ends without an exception). Errors raise ``KQuantsError``
@@ -343,10 +358,10 @@ class GGUFWriter:
     """
 
     def __init__(self, path: PathLike, *, arch: Optional[str] = None, alignment: Optional[int] = None,
-                 inputs: Iterable[PathLike] = ()):
+                 inputs: Iterable[PathLike] = (), fsync: bool = True):
         self.path = os.fspath(path)
         ins = [os.fspath(p) for p in inputs] + [f.path for f in list(_open_files) if not f.closed]
-        self._w = _core.GGUFWriterCore(self.path, ins)
+        self._w = _core.GGUFWriterCore(self.path, ins, bool(fsync))
         if arch is not None:
             self.add_string("general.architecture", arch)
         if alignment is not None and alignment != 32:
@@ -405,10 +420,12 @@ class GGUFWriter:
 
     def write_tensor_data(self, data) -> None:
         """Bytes of the current tensor (declaration order); whole or in pieces."""
-        arr = np.asarray(data) if not isinstance(data, (bytes, bytearray, memoryview)) \
-            else np.frombuffer(data, np.uint8)
-        arr = np.ascontiguousarray(arr)
-        self._w.write_tensor_data(arr.reshape(-1).view(np.uint8))
+        self._w.write_tensor_data(_as_bytes(data))
+
+    def write_tensor(self, name: str, data) -> None:
+        """All of tensor ``name``'s bytes at once; it must be the tensor due
+        next (declaration order) and ``data`` exactly its size."""
+        self._w.write_tensor(name, _as_bytes(data))
 
     @property
     def current_tensor(self) -> str:

@@ -20,17 +20,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent.parent / "benchmarks"))
 
-from tiny_models import CASES, case_imatrix, make_case  # noqa: E402
+from tiny_models import CASES, case_imatrix, make_case, tensor_digests  # noqa: E402
 from llama_ref import llama_quantize  # noqa: E402
-
-from kquants.convert import _io  # noqa: E402
-from kquants.types import type_info  # noqa: E402
-
-
-def digest(path) -> dict:
-    g = _io.read_gguf(path)
-    return {t.name: f"{type_info(t.type).name}:{hashlib.sha256(t.data.tobytes()).hexdigest()[:20]}"
-            for t in g.tensors}
 
 
 def main() -> None:
@@ -44,7 +35,7 @@ def main() -> None:
             for preset in spec["presets"]:
                 q = tmp / f"{case}-out-{preset}.gguf"
                 llama_quantize(f16, q, preset, imatrix=im, overrides=spec.get("overrides"), nthread=2)
-                entry["presets"][preset] = digest(q)
+                entry["presets"][preset] = tensor_digests(q)
                 print(case, preset, "ok", flush=True)
             out[case] = entry
     (HERE / "convert_expected.json").write_text(json.dumps(out, indent=1) + "\n")

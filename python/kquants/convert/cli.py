@@ -1,15 +1,9 @@
 """Command-line subcommands: convert, quantize, export-hf.
 
-``add_subcommands(subparsers)`` registers them into a CLI that has an
-argparse sub-parser table (kquants.cli); ``main()`` runs them on their own
-(``python -m kquants.convert ...``).
+``SUBCOMMANDS`` lists them; the ``kquants`` command line (kquants.cli, also
+``python -m kquants``) registers them next to its own.
 """
 from __future__ import annotations
-
-import argparse
-import sys
-
-from .. import _core
 
 
 def _convert(a) -> int:
@@ -82,27 +76,3 @@ SUBCOMMANDS = [
     ("quantize", "GGUF or Hugging Face folder -> quantized GGUF (llama-quantize presets)", _quantize_args, _quantize),
     ("export-hf", "GGUF -> Hugging Face folder (safetensors, config, tokenizer)", _export_args, _export),
 ]
-
-
-def add_subcommands(sub) -> None:
-    """Registers the subcommands into an argparse sub-parser set."""
-    for name, help_, add_args, run in SUBCOMMANDS:
-        p = sub.add_parser(name, help=help_)
-        add_args(p)
-        p.set_defaults(func=run)
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="kquants")
-    sub = ap.add_subparsers(dest="command", required=True)
-    add_subcommands(sub)
-    a = ap.parse_args(argv)
-    try:
-        return a.func(a)
-    except (_core.KQuantsError, _core.KQuantsIOError) as e:
-        print(f"kquants {a.command}: error: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

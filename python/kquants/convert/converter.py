@@ -18,9 +18,10 @@ import numpy as np
 
 from .. import _core
 from ..quant import quantize_array
-from . import _io, arch as archmod, vocab as vocabmod
+from ..gguf import GGUFValueType
+from . import arch as archmod, vocab as vocabmod
 from .hf import bf16_to_f32, load_checkpoint, load_config
-from .source import FLOAT_STORAGE, ModelSource, SrcTensor, check_finite
+from .source import FLOAT_STORAGE, ModelSource, SrcTensor, ValueMetadata, check_finite
 
 log = logging.getLogger("kquants.convert")
 
@@ -30,27 +31,20 @@ OUTTYPES = {"f32": (0, "F32"), "f16": (1, "F16"), "bf16": (32, "BF16"), "q8_0": 
 _CHUNK_ELEMS = 1 << 22   # rows converted at a time: ~16 MB of float32
 
 
-def _kvs_from_writer(w: gguf.GGUFWriter) -> list:
+def _entries_from_writer(w: gguf.GGUFWriter) -> list:
+    """gguf-py's collected keys as [(key, value, type, element type)], the types
+    as gguf-py would write them (an untyped array's from its first element)."""
     out = []
     for key, v in w.kv_data[0].items():
-        val = v.value
-        if v.type == gguf.GGUFValueType.ARRAY:
+        vtype, sub = GGUFValueType(int(v.type)), None
+        if vtype == GGUFValueType.ARRAY:
             if v.sub_type is not None:
-                sub = int(v.sub_type)
-            elif isinstance(val, (bytes, bytearray)):
-                sub = _io.T_UINT8
-            else:   # as gguf-py's writer infers it: from the first element
-                sub = int(gguf.GGUFValueType.get_type(val[0]))
-            if sub == _io.T_STRING:
-                val = [x.decode("utf-8", errors="surrogateescape") if isinstance(x, (bytes, bytearray)) else str(x)
-                       for x in val]
+                sub = GGUFValueType(int(v.sub_type))
+            elif isinstance(v.value, (bytes, bytearray)):
+                sub = GGUFValueType.UINT8
             else:
-                val = np.asarray(val, dtype=_io._SCALAR[sub])
-            out.append(_io.KV(key, _io.T_ARRAY, val, sub))
-        else:
-            if v.type == gguf.GGUFValueType.STRING and isinstance(val, (bytes, bytearray)):
-                val = val.decode("utf-8", errors="surrogateescape")
-            out.append(_io.KV(key, int(v.type), val))
+                sub = GGUFValueType(int(gguf.GGUFValueType.get_type(v.value[0])))
+        out.append((key, v.value, vtype, sub))
     return out
 
 
@@ -156,12 +150,12 @@ def hf_source(model_dir, outtype: str = "f16", threads=None) -> ModelSource:
     if not any(t.hf_name for t in tensors):
         raise _core.KQuantsError(f"{d}: the checkpoint has no tensors")
 
-    kvs = _metadata(d, spec, cfg, OUTTYPES[outtype][0], tensors)
-    return ModelSource(d, "hf", kvs, tensors, hf_config=cfg)
+    meta = ValueMetadata(_metadata(d, spec, cfg, OUTTYPES[outtype][0], tensors))
+    return ModelSource(d, "hf", meta, tensors, hf_config=cfg)
 
 
 def _metadata(d: Path, spec, cfg: dict, file_type: int, tensors) -> list:
-    """KV pairs in llama.cpp's converter order: architecture, general.* model
+    """Metadata entries in llama.cpp's converter order: architecture, general.* model
     card metadata, hyperparameters, quantization version, tokenizer."""
     w = gguf.GGUFWriter(path=None, arch=gguf.MODEL_ARCH_NAMES[spec.gguf_arch])
     total = sum(int(np.prod(t.ne, dtype=np.int64)) for t in tensors)
@@ -180,4 +174,4 @@ def _metadata(d: Path, spec, cfg: dict, file_type: int, tensors) -> list:
         vocabmod.VOCAB_KINDS[spec.vocab](w, d, cfg)
     finally:
         logging.getLogger("gguf").setLevel(prev)
-    return _kvs_from_writer(w)
+    return _entries_from_writer(w)

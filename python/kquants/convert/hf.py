@@ -4,7 +4,7 @@ safetensors layout: u64 little-endian header length N, N bytes of JSON
 ``{name: {"dtype": "F16"|"BF16"|"F32"|..., "shape": [...], "data_offsets":
 [begin, end]}, "__metadata__": {...}}``, then the data; offsets are relative
 to the end of the header. Each tensor is a zero-copy view of a memory map of
-the file (``_io.MappedFile``), released after use.
+the file (``_core.MappedFile``, the GGUF reader's mapping), released after use.
 
 A checkpoint is ``model.safetensors``, or shards listed by
 ``model.safetensors.index.json`` (``weight_map``: tensor -> file), or
@@ -21,7 +21,6 @@ from typing import Callable, Optional
 import numpy as np
 
 from .. import _core
-from ._io import MappedFile
 
 # safetensors dtype -> (numpy dtype of the raw data, kind)
 _ST_DTYPES = {
@@ -48,7 +47,7 @@ class HFTensor:
     name: str
     shape: tuple          # PyTorch order (last dim = row length)
     dtype: str            # safetensors dtype name
-    file: object          # MappedFile, or None for a torch tensor
+    file: object          # _core.MappedFile, or None for a torch tensor
     offset: int = 0
     nbytes: int = 0
     _torch: Optional[Callable] = None
@@ -74,7 +73,7 @@ class HFTensor:
 def read_safetensors(path) -> dict:
     """{name: HFTensor} of one .safetensors file (header only; data is mapped)."""
     path = Path(path)
-    mf = MappedFile(path)
+    mf = _core.MappedFile(str(path))
     if mf.size < 8:
         raise _core.KQuantsError(f"{path}: not a safetensors file (too short)")
     (hlen,) = struct.unpack("<Q", bytes(mf.view(0, 8)))
@@ -95,7 +94,7 @@ def read_safetensors(path) -> dict:
         shape = tuple(int(s) for s in info["shape"])
         b, e = (int(x) for x in info["data_offsets"])
         n = int(np.prod(shape, dtype=np.int64)) * np.dtype(_ST_DTYPES[dt][0]).itemsize
-        if e - b != n or base + e > mf.size:
+        if b < 0 or e - b != n or base + e > mf.size:
             raise _core.KQuantsError(
                 f"{path}: tensor {name!r}: data offsets [{b}, {e}) do not fit shape {list(shape)} {dt} "
                 f"or the file size")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _core
-from . import _io
+from ..gguf import GGUFFile, GGUFValueType, GGUFWriter
 
 
 @dataclass
@@ -44,7 +44,7 @@ def load_imatrix(path) -> IMatrix:
         raise _core.KQuantsIOError(f"{path}: imatrix file not found")
     with open(path, "rb") as f:
         magic = f.read(4)
-    im = _load_gguf(path) if magic == _io.GGUF_MAGIC else _load_legacy(path)
+    im = _load_gguf(path) if magic == b"GGUF" else _load_legacy(path)
     for name, v in im.data.items():
         if not np.isfinite(v).all():
             raise _core.KQuantsError(f"{path}: imatrix entry {name!r} contains a non-finite value")
@@ -52,9 +52,8 @@ def load_imatrix(path) -> IMatrix:
 
 
 def _load_gguf(path: Path) -> IMatrix:
-    g = _io.read_gguf(path)
-    keys = {kv.key: kv for kv in g.kvs}
-    if not all(k in keys for k in ("imatrix.datasets", "imatrix.chunk_count", "imatrix.chunk_size")):
+    g = GGUFFile(path)
+    if not all(k in g.fields for k in ("imatrix.datasets", "imatrix.chunk_count", "imatrix.chunk_size")):
         raise _core.KQuantsError(f"{path}: missing imatrix metadata (imatrix.datasets / chunk_count / chunk_size)")
     sums, counts = {}, {}
     for t in g.tensors:
@@ -62,7 +61,7 @@ def _load_gguf(path: Path) -> IMatrix:
             if t.name.endswith(suffix):
                 if t.type != 0:
                     raise _core.KQuantsError(f"{path}: imatrix tensor {t.name!r} must be F32")
-                dst[t.name[:-len(suffix)]] = np.frombuffer(t.data, dtype=np.float32)
+                dst[t.name[:-len(suffix)]] = g.tensor_data(t.name).view(np.float32)
     if not sums and not counts:
         raise _core.KQuantsError(f"{path}: no imatrix data in file")
     data = {}
@@ -76,8 +75,8 @@ def _load_gguf(path: Path) -> IMatrix:
             seg = slice(j * ne0, (j + 1) * ne0)
             out[seg] = s[seg] / np.float32(c[j]) if c[j] > 0 else np.float32(1.0)
         data[name] = out
-    ds = keys["imatrix.datasets"].value
-    return IMatrix(data, list(ds) if isinstance(ds, list) else [], int(keys["imatrix.chunk_count"].value), str(path))
+    ds = g.get("imatrix.datasets")
+    return IMatrix(data, list(ds) if isinstance(ds, list) else [], int(g.get("imatrix.chunk_count")), str(path))
 
 
 def _load_legacy(path: Path) -> IMatrix:
@@ -135,20 +134,16 @@ def save_imatrix_dat(path, entries: dict, ncall: int = 1, chunks: int = 0, datas
 def save_imatrix_gguf(path, sums: dict, counts: dict, datasets=("test",), chunk_count: int = 1,
                       chunk_size: int = 512) -> None:
     """Writes a GGUF imatrix: ``sums[name]`` float32 [n_expert, n_per_row], ``counts[name]`` [n_expert]."""
-    kvs = [
-        _io.KV("general.type", _io.T_STRING, "imatrix"),
-        _io.KV("imatrix.datasets", _io.T_ARRAY, list(datasets), _io.T_STRING),
-        _io.KV("imatrix.chunk_count", _io.T_UINT32, chunk_count),
-        _io.KV("imatrix.chunk_size", _io.T_UINT32, chunk_size),
-    ]
-    tensors, arrays = [], []
-    for name in sums:
-        s = np.atleast_2d(np.asarray(sums[name], dtype=np.float32))
-        c = np.asarray(counts[name], dtype=np.float32).reshape(1, -1)
-        tensors += [_io.TensorInfo(name + ".in_sum2", (s.shape[1], s.shape[0]), 0),
-                    _io.TensorInfo(name + ".counts", (1, c.shape[1]), 0)]
-        arrays += [s, c]
-    with _io.GGUFOutput(path, kvs, tensors) as o:
-        for t, a in zip(tensors, arrays):
-            o.write_tensor(t.name, a)
-        o.commit()
+    with GGUFWriter(path) as w:
+        w.add_string("general.type", "imatrix")
+        w.add_array("imatrix.datasets", list(datasets), GGUFValueType.STRING)
+        w.add_uint32("imatrix.chunk_count", chunk_count)
+        w.add_uint32("imatrix.chunk_size", chunk_size)
+        arrays = {}
+        for name in sums:
+            arrays[name + ".in_sum2"] = np.atleast_2d(np.asarray(sums[name], dtype=np.float32))
+            arrays[name + ".counts"] = np.asarray(counts[name], dtype=np.float32).reshape(-1, 1)
+        for name, a in arrays.items():
+            w.add_tensor_info(name, a.shape, "f32")
+        for name, a in arrays.items():
+            w.write_tensor(name, a)

@@ -13,7 +13,6 @@ tensors sorted by layer then name; the input's keys, then
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
@@ -21,12 +20,12 @@ from typing import Optional
 import numpy as np
 
 from .. import _core
+from ..gguf import GGUFValueType, GGUFWriter
 from ..quant import quantize_array
 from ..types import type_info
-from . import _io
 from .imatrix import IMatrix, load_imatrix
 from .presets import ModelInfo, TypePlanner, get_preset, llama_order_key
-from .source import FLOAT_STORAGE, ModelSource, check_finite, gguf_source, to_float32
+from .source import FLOAT_STORAGE, ModelSource, ValueMetadata, check_finite, gguf_source, to_float32
 
 GGML_QNT_VERSION = 2
 _DROP_KEYS = ("general.quantization_version", "general.file_type", "split.no", "split.count",
@@ -58,22 +57,6 @@ def model_info(src: ModelSource) -> ModelInfo:
                      n_expert=_first(src.kv(f"{a}.expert_count", 0)))
 
 
-def _check_paths(src, dst) -> Path:
-    dst = Path(dst)
-    s = Path(src)
-    same = dst.resolve() == s.resolve()
-    if not same and dst.exists() and s.exists():
-        try:
-            same = os.path.samefile(dst, s)
-        except OSError:
-            pass
-    if same:
-        raise _core.KQuantsError(f"output path {dst} is the input file; choose another output path")
-    if dst.is_dir():
-        raise _core.KQuantsError(f"output path {dst} is a folder; give a .gguf file name")
-    return dst
-
-
 def _as_imatrix(imatrix) -> Optional[IMatrix]:
     if imatrix is None:
         return None
@@ -88,20 +71,20 @@ def _as_imatrix(imatrix) -> Optional[IMatrix]:
     return load_imatrix(imatrix)
 
 
-def output_kvs(src_kvs, ftype: int, imat: Optional[IMatrix] = None) -> list:
-    """llama-quantize's metadata: the input's keys (split keys dropped), then the
-    quantization version and file type, then (llama-quantize CLI) the imatrix keys."""
-    kvs = [kv for kv in src_kvs if kv.key not in _DROP_KEYS]
-    kvs.append(_io.KV("general.quantization_version", _io.T_UINT32, GGML_QNT_VERSION))
-    kvs.append(_io.KV("general.file_type", _io.T_UINT32, ftype))
+def output_metadata(ftype: int, imat: Optional[IMatrix] = None) -> list:
+    """The keys llama-quantize sets after copying the input's: the quantization
+    version and file type, then (llama-quantize CLI) the imatrix keys; as
+    [(key, value, type, None)]. Setting a key drops the input's copy of it."""
+    u32, string = GGUFValueType.UINT32, GGUFValueType.STRING
+    out = [("general.quantization_version", GGML_QNT_VERSION, u32, None), ("general.file_type", ftype, u32, None)]
     if imat is not None and imat.path:
-        kvs.append(_io.KV("quantize.imatrix.file", _io.T_STRING, imat.path[:127]))
+        out.append(("quantize.imatrix.file", imat.path[:127], string, None))
         if imat.datasets:
-            kvs.append(_io.KV("quantize.imatrix.dataset", _io.T_STRING, str(imat.datasets[0])[:127]))
-        kvs.append(_io.KV("quantize.imatrix.entries_count", _io.T_UINT32, len(imat.data)))
+            out.append(("quantize.imatrix.dataset", str(imat.datasets[0])[:127], string, None))
+        out.append(("quantize.imatrix.entries_count", len(imat.data), u32, None))
         if imat.chunk_count > 0:
-            kvs.append(_io.KV("quantize.imatrix.chunks_count", _io.T_UINT32, imat.chunk_count))
-    return kvs
+            out.append(("quantize.imatrix.chunks_count", imat.chunk_count, u32, None))
+    return out
 
 
 class _Progress:
@@ -181,43 +164,60 @@ def _quantize(t, new: str, x, im, threads) -> np.ndarray:
     return np.concatenate(parts, axis=0)
 
 
-def _write(src: ModelSource, dst: Path, kvs, plan, *, imat, threads, quiet, allow_requantize, desc):
-    infos = [_io.TensorInfo(t.name, tuple(int(x) for x in t.ne), type_info(new).ggml_id) for t, new in plan]
-    total = sum(t.nbytes for t, _ in plan)
-    prog = _Progress(total, desc, quiet)
-    # three stages overlap: load+check (loader thread), quantize (this thread, native pool),
-    # write (writer thread); at most one tensor waits in each hand-over.
+def _write(src: ModelSource, dst, plan, *, extra, drop, imat, threads, quiet, allow_requantize, desc):
+    """Streams the output: the source's keys (except `drop` and those in
+    `extra`), then `extra`; the tensors of `plan` [(SrcTensor, type)] in order.
+    The file is made beside `dst` and renamed into place only when complete;
+    `dst` may not be one of the source's files."""
+    inputs = [str(src.path)] + sorted({t.origin for t, _ in plan if t.origin})
+    prog = _Progress(sum(t.nbytes for t, _ in plan), desc, quiet)
+    try:
+        # no fsync, as llama-quantize: the rename alone keeps readers off partial data
+        with GGUFWriter(dst, inputs=inputs, fsync=False) as out:
+            src.meta.write(out, skip=set(drop) | {e[0] for e in extra})
+            ValueMetadata(extra).write(out)
+            for t, new in plan:
+                out.add_tensor_info(t.name, tuple(reversed(t.ne)), new)
+            _stream(plan, out, prog, imat=imat, threads=threads, allow_requantize=allow_requantize)
+            out.finish()
+    finally:
+        prog.close()
+
+
+def _stream(plan, out: GGUFWriter, prog: _Progress, *, imat, threads, allow_requantize) -> None:
+    """Three stages overlap: load+check (loader thread), quantize (this thread,
+    native pool), write (writer thread, native, GIL released); at most one
+    tensor waits in each hand-over. Both threads have stopped when it returns
+    or raises, so the writer is never aborted while a write is under way."""
     loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kquants-load")
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kquants-write")
+
+    def prep(i):
+        t, new = plan[i]
+        return _prepare(t, new, imat, threads, allow_requantize)
+
+    def write(t, res):
+        out.write_tensor(t.name, res)
+        t.release()
+        prog.step(t.name, t.nbytes)
+
     try:
-        with _io.GGUFOutput(dst, kvs, infos, src.alignment) as out:
-            def prep(i):
-                t, new = plan[i]
-                return _prepare(t, new, imat, threads, allow_requantize)
-
-            def write(t, res):
-                out.write_tensor(t.name, res)
-                t.release()
-                prog.step(t.name, t.nbytes)
-
-            fut = loader.submit(prep, 0) if plan else None
-            pending = None
-            for i, (t, new) in enumerate(plan):
-                data, needs_q, im = fut.result()
-                fut = loader.submit(prep, i + 1) if i + 1 < len(plan) else None
-                res = _quantize(t, new, data, im, threads) if needs_q else data
-                del data
-                if pending is not None:
-                    pending.result()
-                pending = writer.submit(write, t, res)
-                del res
+        fut = loader.submit(prep, 0) if plan else None
+        pending = None
+        for i, (t, new) in enumerate(plan):
+            data, needs_q, im = fut.result()
+            fut = loader.submit(prep, i + 1) if i + 1 < len(plan) else None
+            res = _quantize(t, new, data, im, threads) if needs_q else data
+            del data
             if pending is not None:
                 pending.result()
-            out.commit()
+            pending = writer.submit(write, t, res)
+            del res
+        if pending is not None:
+            pending.result()
     finally:
         loader.shutdown(wait=True, cancel_futures=True)
         writer.shutdown(wait=True, cancel_futures=True)
-        prog.close()
 
 
 def quantize(src, dst, preset, *, imatrix=None, lora=None, lora_scale: float = 1.0, overrides=None,
@@ -235,7 +235,6 @@ def quantize(src, dst, preset, *, imatrix=None, lora=None, lora_scale: float = 1
     ``convert_hf_to_gguf.py --outtype f16``). Returns {tensor: type}.
     """
     p = get_preset(preset)
-    dst = _check_paths(src, dst)
     imat = _as_imatrix(imatrix)
     source = open_source(src, outtype=outtype, threads=threads)
     if lora is not None:
@@ -245,10 +244,9 @@ def quantize(src, dst, preset, *, imatrix=None, lora=None, lora_scale: float = 1
     planner = TypePlanner(p, model_info(source), has_imatrix=imat is not None, overrides=overrides, pure=pure,
                           output_type=output_type, token_embedding_type=token_embedding_type)
     types = planner.plan([(t.name, t.ne, t.type) for t in order])
-    kvs = output_kvs(source.kvs, p.ftype, imat)
     plan = list(zip(order, types))
-    _write(source, dst, kvs, plan, imat=imat, threads=threads, quiet=quiet, allow_requantize=allow_requantize,
-           desc=f"quantize {p.name}")
+    _write(source, dst, plan, extra=output_metadata(p.ftype, imat), drop=_DROP_KEYS, imat=imat, threads=threads,
+           quiet=quiet, allow_requantize=allow_requantize, desc=f"quantize {p.name}")
     return {t.name: new for t, new in plan}
 
 
@@ -256,7 +254,6 @@ def convert(src, dst, outtype: str = "f16", *, lora=None, lora_scale: float = 1.
             quiet: bool = False) -> dict:
     """Converts a Hugging Face checkpoint folder into a GGUF file (f32/f16/bf16/q8_0),
     like llama.cpp's ``convert_hf_to_gguf.py --outtype``. Returns {tensor: type}."""
-    dst = _check_paths(src, dst)
     if not Path(src).is_dir():
         raise _core.KQuantsError(f"{src}: convert expects a Hugging Face checkpoint folder "
                                  "(use quantize for .gguf inputs)")
@@ -265,6 +262,6 @@ def convert(src, dst, outtype: str = "f16", *, lora=None, lora_scale: float = 1.
         from .lora import apply_lora
         source = apply_lora(source, lora, lora_scale)
     plan = [(t, t.type) for t in source.tensors]
-    _write(source, dst, source.kvs, plan, imat=None, threads=threads, quiet=quiet, allow_requantize=False,
+    _write(source, dst, plan, extra=[], drop=(), imat=None, threads=threads, quiet=quiet, allow_requantize=False,
            desc=f"convert {outtype}")
     return {t.name: new for t, new in plan}

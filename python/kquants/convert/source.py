@@ -1,7 +1,8 @@
 """Model sources: what the quantize pipeline reads, from a GGUF file or a
 Hugging Face folder converted on the fly.
 
-A source is GGUF-shaped: metadata ``kvs`` (``_io.KV``) and ``tensors``
+A source is GGUF-shaped: metadata ``meta`` (keys in file order, looked up
+with ``kv()`` and written to a ``kquants.GGUFWriter``) and ``tensors``
 (``SrcTensor``). A tensor's ``load()`` returns its data in its GGUF type:
 float32 for F32, float16 for F16, uint16 bits for BF16, uint8 blocks for
 quantized types; ``release()`` lets the pages of the mapped file go.
@@ -10,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
 from .. import _core
+from ..gguf import GGUFFile, GGUFWriter
 from ..types import type_info
-from . import _io
 from .hf import bf16_to_f32
 
 # storage dtype of the float types, by GGUF type name
@@ -36,27 +37,55 @@ class SrcTensor:
 
     @property
     def nbytes(self) -> int:
-        return _io.tensor_nbytes(type_info(self.type).ggml_id, self.ne)
+        return self.n_rows * type_info(self.type).row_bytes(int(self.ne[0]))
 
     @property
     def n_rows(self) -> int:
         return int(np.prod(self.ne[1:], dtype=np.int64)) if len(self.ne) > 1 else 1
 
 
+class FileMetadata:
+    """A GGUF file's keys: decoded one at a time on lookup, copied byte for
+    byte (types and encoding as they are) when written."""
+
+    def __init__(self, file: GGUFFile):
+        self.file = file
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.file.get(key, default)
+
+    def write(self, w: GGUFWriter, skip: Iterable[str] = ()) -> None:
+        w.copy_metadata(self.file, skip)
+
+
+class ValueMetadata:
+    """Keys made here: ``entries`` [(key, value, GGUFValueType, element type
+    or None)], written in that order with exactly those types."""
+
+    def __init__(self, entries: Iterable[tuple]):
+        self.entries = list(entries)
+        self._values = {e[0]: e[1] for e in self.entries}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._values.get(key, default)
+
+    def write(self, w: GGUFWriter, skip: Iterable[str] = ()) -> None:
+        skip = set(skip)
+        for key, value, vtype, sub_type in self.entries:
+            if key not in skip:
+                w.add_value(key, value, vtype, sub_type)
+
+
 @dataclass
 class ModelSource:
     path: Path
     kind: str                 # "gguf" or "hf"
-    kvs: list
+    meta: Any                 # FileMetadata or ValueMetadata
     tensors: list
-    alignment: int = _io.DEFAULT_ALIGNMENT
     hf_config: dict = field(default_factory=dict)
 
     def kv(self, key, default=None):
-        for kv in self.kvs:
-            if kv.key == key:
-                return kv.value
-        return default
+        return self.meta.get(key, default)
 
     @property
     def arch(self) -> str:
@@ -64,19 +93,18 @@ class ModelSource:
 
 
 def gguf_source(path) -> ModelSource:
-    g = _io.read_gguf(path)
+    path = Path(path)
+    f = GGUFFile(path)
     tensors = []
-    for t in g.tensors:
+    for t in f.tensors:
         tname = type_info(t.type).name
         st = FLOAT_STORAGE.get(tname)
 
-        def load(t=t, st=st):
-            return t.data.view(st) if st is not None else t.data
-
-        def release(t=t):
-            g.file.release(t.offset, t.nbytes)
-        tensors.append(SrcTensor(t.name, t.ne, tname, load, release, origin=str(path)))
-    return ModelSource(Path(path), "gguf", g.kvs, tensors, g.alignment)
+        def load(name=t.name, st=st):
+            data = f.tensor_data(name)
+            return data.view(st) if st is not None else data
+        tensors.append(SrcTensor(t.name, t.ne, tname, load, lambda name=t.name: f.release(name), origin=str(path)))
+    return ModelSource(path, "gguf", FileMetadata(f), tensors)
 
 
 def to_float32(data: np.ndarray, type_name: str, ne, threads=None) -> np.ndarray:
