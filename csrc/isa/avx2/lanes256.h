@@ -1,0 +1,131 @@
+// The 8-lane vector type of the lane-template quantizers (csrc/quants/lanes/),
+// on AVX2 + F16C. See lanes/lane_api.h for the contract every operation here
+// keeps: each lane runs exactly the scalar IEEE operation (no FMA, no
+// approximations), so a lane's result equals the scalar reference's.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace kq::isa_avx2 {
+
+struct F8x { __m256 v; };    // 8 floats
+struct I8x { __m256i v; };   // 8 int32
+struct M8x { __m256i m; };   // all-ones / all-zeros per lane
+
+// ---- float lanes -------------------------------------------------------------
+inline F8x operator+(F8x a, F8x b) { return {_mm256_add_ps(a.v, b.v)}; }
+inline F8x operator-(F8x a, F8x b) { return {_mm256_sub_ps(a.v, b.v)}; }
+inline F8x operator*(F8x a, F8x b) { return {_mm256_mul_ps(a.v, b.v)}; }
+inline F8x operator/(F8x a, F8x b) { return {_mm256_div_ps(a.v, b.v)}; }
+// Comparisons as C evaluates them: ordered (false on NaN), except != (true on NaN).
+inline M8x cmp_lanes(__m256 r) { return {_mm256_castps_si256(r)}; }
+inline M8x operator<(F8x a, F8x b) { return cmp_lanes(_mm256_cmp_ps(a.v, b.v, _CMP_LT_OQ)); }
+inline M8x operator>(F8x a, F8x b) { return cmp_lanes(_mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ)); }
+inline M8x operator<=(F8x a, F8x b) { return cmp_lanes(_mm256_cmp_ps(a.v, b.v, _CMP_LE_OQ)); }
+inline M8x operator>=(F8x a, F8x b) { return cmp_lanes(_mm256_cmp_ps(a.v, b.v, _CMP_GE_OQ)); }
+inline M8x operator==(F8x a, F8x b) { return cmp_lanes(_mm256_cmp_ps(a.v, b.v, _CMP_EQ_OQ)); }
+inline M8x operator!=(F8x a, F8x b) { return cmp_lanes(_mm256_cmp_ps(a.v, b.v, _CMP_NEQ_UQ)); }
+
+// ---- int32 lanes -------------------------------------------------------------
+inline I8x operator+(I8x a, I8x b) { return {_mm256_add_epi32(a.v, b.v)}; }
+inline I8x operator-(I8x a, I8x b) { return {_mm256_sub_epi32(a.v, b.v)}; }
+inline I8x operator&(I8x a, I8x b) { return {_mm256_and_si256(a.v, b.v)}; }
+inline I8x operator|(I8x a, I8x b) { return {_mm256_or_si256(a.v, b.v)}; }
+inline I8x operator<<(I8x a, int s) { return {_mm256_sll_epi32(a.v, _mm_cvtsi32_si128(s))}; }
+inline I8x operator>>(I8x a, int s) { return {_mm256_sra_epi32(a.v, _mm_cvtsi32_si128(s))}; }  // arithmetic
+inline M8x operator==(I8x a, I8x b) { return {_mm256_cmpeq_epi32(a.v, b.v)}; }
+inline M8x operator!=(I8x a, I8x b) { return {_mm256_xor_si256(_mm256_cmpeq_epi32(a.v, b.v), _mm256_set1_epi32(-1))}; }
+inline M8x operator>(I8x a, I8x b) { return {_mm256_cmpgt_epi32(a.v, b.v)}; }
+
+// ---- masks ---------------------------------------------------------------------
+inline M8x operator&(M8x a, M8x b) { return {_mm256_and_si256(a.m, b.m)}; }
+inline M8x operator|(M8x a, M8x b) { return {_mm256_or_si256(a.m, b.m)}; }
+inline M8x operator~(M8x a) { return {_mm256_xor_si256(a.m, _mm256_set1_epi32(-1))}; }
+
+struct V256 {
+    static constexpr int N = 8;
+    using F = F8x;
+    using I = I8x;
+    using M = M8x;
+
+    static F fset(float x) { return {_mm256_set1_ps(x)}; }
+    static I iset(int32_t x) { return {_mm256_set1_epi32(x)}; }
+    static F load(const float* p) { return {_mm256_loadu_ps(p)}; }
+    static void store(float* p, F a) { _mm256_storeu_ps(p, a.v); }
+    static I load_i32(const int32_t* p) { return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))}; }
+    static void store_i32(int32_t* p, I a) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), a.v); }
+    // Lane j = base[j * stride].
+    static F gather(const float* base, int stride) {
+        const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
+        return {_mm256_i32gather_ps(base, idx, 4)};
+    }
+    // Low byte of each lane to p[0..N).
+    static void store_u8(uint8_t* p, I a) {
+        const __m256i b = _mm256_shuffle_epi8(
+            a.v, _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                  0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1));
+        const uint32_t lo = static_cast<uint32_t>(_mm256_extract_epi32(b, 0));
+        const uint32_t hi = static_cast<uint32_t>(_mm256_extract_epi32(b, 4));
+        const uint64_t both = lo | (static_cast<uint64_t>(hi) << 32);
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_cvtsi64_si128(static_cast<long long>(both)));
+    }
+    // Low 16 bits of each lane to p[0..N).
+    static void store_u16(uint16_t* p, I a) {
+        const __m256i b = _mm256_shuffle_epi8(
+            a.v, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                  0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1));
+        const __m256i q = _mm256_permute4x64_epi64(b, 0x08);  // 64-bit lanes 0 and 2 to the bottom
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(q));
+    }
+
+    static F abs(F a) { return {_mm256_and_ps(a.v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)))}; }
+    static F neg(F a) { return {_mm256_xor_ps(a.v, _mm256_castsi256_ps(_mm256_set1_epi32(INT32_MIN)))}; }
+    static F sqrt(F a) { return {_mm256_sqrt_ps(a.v)}; }
+    static F select(M m, F t, F f) { return {_mm256_blendv_ps(f.v, t.v, _mm256_castsi256_ps(m.m))}; }
+    static I select(M m, I t, I f) { return {_mm256_blendv_epi8(f.v, t.v, m.m)}; }
+    static I min(I a, I b) { return {_mm256_min_epi32(a.v, b.v)}; }
+    static I max(I a, I b) { return {_mm256_max_epi32(a.v, b.v)}; }
+    static F to_float(I a) { return {_mm256_cvtepi32_ps(a.v)}; }
+    static I trunc_to_int(F a) { return {_mm256_cvttps_epi32(a.v)}; }
+    static I as_int(F a) { return {_mm256_castps_si256(a.v)}; }
+    static F as_float(I a) { return {_mm256_castsi256_ps(a.v)}; }
+    static M test(I a, int32_t bits) {
+        return {_mm256_xor_si256(_mm256_cmpeq_epi32(_mm256_and_si256(a.v, _mm256_set1_epi32(bits)), _mm256_setzero_si256()),
+                                 _mm256_set1_epi32(-1))};
+    }
+
+    static bool any(M m) { return !_mm256_testz_si256(m.m, m.m); }
+    static uint32_t bits(M m) { return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(m.m))); }
+    static M none_set() { return {_mm256_setzero_si256()}; }
+    static M all_set() { return {_mm256_set1_epi32(-1)}; }
+    static float hmax(F a) {
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        return _mm_cvtss_f32(m);
+    }
+    static int32_t hsum(I a) {
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a.v), _mm256_extracti128_si256(a.v, 1));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+        return _mm_cvtsi128_si32(s);
+    }
+
+    // fp32 -> fp16 bits, round to nearest even, every NaN -> sign | 0x7e00
+    // (ggml's software conversion; the hardware keeps NaN payloads).
+    static I to_half(F a) {
+        const __m128i h = _mm256_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m256i hw = _mm256_cvtepu16_epi32(h);
+        const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(a.v, a.v, _CMP_UNORD_Q));
+        const __m256i sign = _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(a.v), 16), _mm256_set1_epi32(0x8000));
+        const __m256i patched = _mm256_or_si256(sign, _mm256_set1_epi32(0x7e00));
+        return {_mm256_blendv_epi8(hw, patched, nan)};
+    }
+    static uint16_t half(float x) {
+        return static_cast<uint16_t>(_mm_cvtsi128_si32(_mm256_castsi256_si128(to_half(fset(x)).v)));
+    }
+    static float from_half(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
+};
+
+}  // namespace kq::isa_avx2

@@ -1,0 +1,32 @@
+// Instantiates the lane-template quantizers with V512 (lanes512.h).
+#include "isa/avx512/quantizers.h"
+
+#include "isa/avx512/lanes512.h"
+#include "quants/lanes/kquants.h"
+#include "quants/lanes/legacy.h"
+#include "quants/ref.h"
+
+namespace kq::isa_avx512 {
+
+void register_quantizers(KernelSet& ks) {
+    using V = V512;
+    using namespace kq::lanes;
+    // Types whose reference honours importance weights: weighted rows take the reference.
+    ks[TypeId::Q4_0].quantize = fast_or_ref<quantize_q4_0<V>, ref::quantize_row_q4_0>;
+    ks[TypeId::Q4_1].quantize = fast_or_ref<quantize_q4_1<V>, ref::quantize_row_q4_1>;
+    ks[TypeId::Q5_0].quantize = fast_or_ref<quantize_q5_0<V>, ref::quantize_row_q5_0>;
+    ks[TypeId::Q5_1].quantize = fast_or_ref<quantize_q5_1<V>, ref::quantize_row_q5_1>;
+    ks[TypeId::Q2_K].quantize = fast_or_ref<quantize_q2_K<V>, ref::quantize_row_q2_K>;
+    ks[TypeId::Q3_K].quantize = fast_or_ref<quantize_q3_K<V>, ref::quantize_row_q3_K>;
+    ks[TypeId::Q4_K].quantize = fast_or_ref<quantize_q4_K<V>, ref::quantize_row_q4_K>;
+    ks[TypeId::Q5_K].quantize = fast_or_ref<quantize_q5_K<V>, ref::quantize_row_q5_K>;
+    ks[TypeId::Q6_K].quantize = fast_or_ref<quantize_q6_K<V>, ref::quantize_row_q6_K>;
+    // Types that ignore importance weights.
+    ks[TypeId::Q8_0].quantize = fast_only<quantize_q8_0<V>>;
+    ks[TypeId::Q8_1].quantize = fast_only<quantize_q8_1<V>>;
+    ks[TypeId::Q8_K].quantize = fast_only<quantize_q8_K<V>>;
+    ks[TypeId::F16].quantize = fast_only<quantize_f16<V>>;
+    ks[TypeId::BF16].quantize = fast_only<quantize_bf16<V>>;
+}
+
+}  // namespace kq::isa_avx512

@@ -1,0 +1,215 @@
+// ggml's per-sub-block scale searches, one sub-block per lane.
+//
+// Input is transposed: x[i] holds element i of V::N sub-blocks. Each function
+// is the scalar algorithm of ggml-quants.c statement for statement, with
+// every `if` turned into a lane mask and every operand evaluated in the
+// reference's order ((w*l)*l, not w*(l*l)), so each lane reproduces the
+// scalar result bit for bit (see lane_api.h). Where the scalar code copies the
+// trial levels into L on improvement, the lanes instead remember the trial's
+// inputs (inverse scale and offset) and recompute L once at the end: the same
+// operations on the same operands give the same levels.
+#pragma once
+#include "quants/lanes/lane_api.h"
+
+namespace kq::lanes {
+
+// ggml's GROUP_MAX_EPS: a sub-block whose max |x| is below this is all zero.
+constexpr float kGroupMaxEps = 1e-15f;
+
+// make_qkx2_quants (ggml): levels 0..nmax with a free offset ("min"), scale
+// and min fitted by weighted least squares over nstep+1 trial inverse scales
+// (rmin + rdelta*is + nmax) / (max - min); keeps the trial with the smallest
+// weighted error (|diff| if use_mad, else diff^2).
+// Out: scale (0 for flat lanes), the_min (= -min) and L[i] in 0..nmax.
+template <class V, int n, bool use_mad>
+inline void qkx2_search(const typename V::F* x, const typename V::F* w, int nmax, float rmin, float rdelta,
+                        int nstep, typename V::F& scale_out, typename V::F& the_min_out, typename V::I* L) {
+    using F = typename V::F;
+    using I = typename V::I;
+    using M = typename V::M;
+    const F zero = V::fset(0.f);
+    F mn = x[0], mx = x[0];
+    F sum_w = w[0];
+    F sum_x = sum_w * x[0];
+    for (int i = 1; i < n; ++i) {
+        mn = V::select(x[i] < mn, x[i], mn);
+        mx = V::select(x[i] > mx, x[i], mx);
+        sum_w = sum_w + w[i];
+        sum_x = sum_x + w[i] * x[i];
+    }
+    mn = V::select(mn > zero, zero, mn);
+    const M flat = mx == mn;
+
+    auto err = [&](F diff) { return use_mad ? V::abs(diff) : diff * diff; };
+
+    F iscale = V::fset(static_cast<float>(nmax)) / (mx - mn);
+    F scale = V::fset(1.f) / iscale;
+    F best_error = zero;
+    for (int i = 0; i < n; ++i) {
+        const I l = clamp<V>(nearest_int<V>(iscale * (x[i] - mn)), 0, nmax);
+        const F diff = scale * V::to_float(l) + mn - x[i];
+        best_error = best_error + w[i] * err(diff);
+    }
+    F best_iscale = iscale, best_offset = mn;  // inputs that produced the kept L
+
+    F lf[n];
+    for (int is = 0; is <= nstep; ++is) {
+        const float num = rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax);
+        const F trial = V::fset(num) / (mx - mn);
+        F sum_l = zero, sum_l2 = zero, sum_xl = zero;
+        for (int i = 0; i < n; ++i) {
+            lf[i] = V::to_float(clamp<V>(nearest_int<V>(trial * (x[i] - mn)), 0, nmax));
+            const F wl = w[i] * lf[i];
+            sum_l = sum_l + wl;
+            sum_l2 = sum_l2 + wl * lf[i];
+            sum_xl = sum_xl + wl * x[i];
+        }
+        const F D = sum_w * sum_l2 - sum_l * sum_l;
+        const M ok = D > zero;
+        F this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+        F this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+        const M pos = this_min > zero;
+        this_min = V::select(pos, zero, this_min);
+        this_scale = V::select(pos, sum_xl / sum_l2, this_scale);
+        F cur_error = zero;
+        for (int i = 0; i < n; ++i) {
+            const F diff = this_scale * lf[i] + this_min - x[i];
+            cur_error = cur_error + w[i] * err(diff);
+        }
+        const M better = ok & (cur_error < best_error);
+        best_iscale = V::select(better, trial, best_iscale);
+        best_offset = V::select(better, mn, best_offset);
+        best_error = V::select(better, cur_error, best_error);
+        scale = V::select(better, this_scale, scale);
+        mn = V::select(better, this_min, mn);
+    }
+    const I izero = V::iset(0);
+    for (int i = 0; i < n; ++i) {
+        const I l = clamp<V>(nearest_int<V>(best_iscale * (x[i] - best_offset)), 0, nmax);
+        L[i] = V::select(flat, izero, l);
+    }
+    scale_out = V::select(flat, zero, scale);
+    the_min_out = V::neg(mn);
+}
+
+// The first x of largest |x| (`if (ax > amax) { amax = ax; max = x; }`), per lane.
+template <class V, int n>
+inline void lane_absmax(const typename V::F* x, typename V::F& amax, typename V::F& max) {
+    amax = V::fset(0.f);
+    max = V::fset(0.f);
+    for (int i = 0; i < n; ++i) {
+        const typename V::F ax = V::abs(x[i]);
+        const typename V::M g = ax > amax;
+        amax = V::select(g, ax, amax);
+        max = V::select(g, x[i], max);
+    }
+}
+
+// make_qx_quants (ggml) with rmse_type 1 and no importance weights
+// (w = x^2): symmetric levels -nmax..nmax-1, trial inverse scales
+// -(nmax + 0.1*is)/max for is = -9..9, keeping the one that maximises
+// sumlx^2/suml2. Out: scale (0 for all-zero lanes) and L[i] = level + nmax.
+template <class V, int n>
+inline void qx_search(const typename V::F* x, int nmax, typename V::F& scale_out, typename V::I* L) {
+    using F = typename V::F;
+    using I = typename V::I;
+    using M = typename V::M;
+    const F zero = V::fset(0.f);
+    F amax, max;
+    lane_absmax<V, n>(x, amax, max);
+    const M allzero = amax < V::fset(kGroupMaxEps);
+
+    F w[n], wx[n];
+    for (int i = 0; i < n; ++i) {
+        w[i] = x[i] * x[i];
+        wx[i] = w[i] * x[i];  // w*x[i]*l evaluates (w*x[i])*l
+    }
+    F iscale = V::fset(static_cast<float>(-nmax)) / max;
+    F sumlx = zero, suml2 = zero;
+    for (int i = 0; i < n; ++i) {
+        const F l = V::to_float(clamp<V>(nearest_int<V>(iscale * x[i]), -nmax, nmax - 1));
+        sumlx = sumlx + wx[i] * l;
+        suml2 = suml2 + w[i] * l * l;
+    }
+    F scale = V::select(suml2 != zero, sumlx / suml2, zero);  // `suml2 ? ... : 0` (NaN is true)
+    F best = scale * sumlx;
+    F best_iscale = iscale;
+    for (int is = -9; is <= 9; ++is) {
+        if (is == 0) continue;
+        const float num = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is));
+        const F trial = V::fset(num) / max;
+        sumlx = zero;
+        suml2 = zero;
+        for (int i = 0; i < n; ++i) {
+            const F l = V::to_float(clamp<V>(nearest_int<V>(trial * x[i]), -nmax, nmax - 1));
+            sumlx = sumlx + wx[i] * l;
+            suml2 = suml2 + w[i] * l * l;
+        }
+        const M better = (suml2 > zero) & (sumlx * sumlx > best * suml2);
+        const F new_scale = sumlx / suml2;
+        best_iscale = V::select(better, trial, best_iscale);
+        scale = V::select(better, new_scale, scale);
+        best = V::select(better, new_scale * sumlx, best);
+    }
+    const I izero = V::iset(0), off = V::iset(nmax);
+    for (int i = 0; i < n; ++i) {
+        const I l = clamp<V>(nearest_int<V>(best_iscale * x[i]), -nmax, nmax - 1) + off;
+        L[i] = V::select(allzero, izero, l);
+    }
+    scale_out = V::select(allzero, zero, scale);
+}
+
+// make_q3_quants (ggml) with do_rmse: start from -nmax/max, then up to five
+// sweeps that move one level at a time while sumlx^2/suml2 grows; a lane
+// stops after a sweep without change. Out: scale (0 for all-zero lanes) and
+// L[i] = level + nmax.
+template <class V, int n>
+inline void q3_search(const typename V::F* x, int nmax, typename V::F& scale_out, typename V::I* L) {
+    using F = typename V::F;
+    using I = typename V::I;
+    using M = typename V::M;
+    const F zero = V::fset(0.f);
+    F amax, max;
+    lane_absmax<V, n>(x, amax, max);
+    const M allzero = amax < V::fset(kGroupMaxEps);
+
+    F w[n], wx[n];
+    for (int i = 0; i < n; ++i) {
+        w[i] = x[i] * x[i];
+        wx[i] = w[i] * x[i];
+    }
+    const F iscale = V::fset(static_cast<float>(-nmax)) / max;
+    F sumlx = zero, suml2 = zero;
+    for (int i = 0; i < n; ++i) {
+        L[i] = clamp<V>(nearest_int<V>(iscale * x[i]), -nmax, nmax - 1);
+        const F l = V::to_float(L[i]);
+        sumlx = sumlx + wx[i] * l;
+        suml2 = suml2 + w[i] * l * l;
+    }
+    M active = V::all_set();
+    for (int itry = 0; itry < 5; ++itry) {
+        M changed = V::none_set();
+        for (int i = 0; i < n; ++i) {
+            const F li = V::to_float(L[i]);
+            const F slx = sumlx - wx[i] * li;
+            const F sl2 = suml2 - w[i] * li * li;
+            const I nl = clamp<V>(nearest_int<V>(x[i] * sl2 / slx), -nmax, nmax - 1);
+            const F nlf = V::to_float(nl);
+            const F slx2 = slx + wx[i] * nlf;
+            const F sl22 = sl2 + w[i] * nlf * nlf;
+            const M upd = active & (slx > zero) & (nl != L[i]) & (sl22 > zero) &
+                          (slx2 * slx2 * suml2 > sumlx * sumlx * sl22);
+            L[i] = V::select(upd, nl, L[i]);
+            sumlx = V::select(upd, slx2, sumlx);
+            suml2 = V::select(upd, sl22, suml2);
+            changed = changed | upd;
+        }
+        active = active & changed;
+        if (!V::any(active)) break;
+    }
+    const I izero = V::iset(0), off = V::iset(nmax);
+    for (int i = 0; i < n; ++i) L[i] = V::select(allzero, izero, L[i] + off);
+    scale_out = V::select(allzero, zero, V::select(suml2 > zero, sumlx / suml2, zero));
+}
+
+}  // namespace kq::lanes
