@@ -84,6 +84,9 @@ struct V256 {
     static F sqrt(F a) { return {_mm256_sqrt_ps(a.v)}; }
     static F select(M m, F t, F f) { return {_mm256_blendv_ps(f.v, t.v, _mm256_castsi256_ps(m.m))}; }
     static I select(M m, I t, I f) { return {_mm256_blendv_epi8(f.v, t.v, m.m)}; }
+    // min / max as minps / maxps (callers pass finite values).
+    static F fmin(F a, F b) { return {_mm256_min_ps(a.v, b.v)}; }
+    static F fmax(F a, F b) { return {_mm256_max_ps(a.v, b.v)}; }
     static I min(I a, I b) { return {_mm256_min_epi32(a.v, b.v)}; }
     static I max(I a, I b) { return {_mm256_max_epi32(a.v, b.v)}; }
     static F to_float(I a) { return {_mm256_cvtepi32_ps(a.v)}; }
@@ -123,7 +126,12 @@ struct V256 {
         return {_mm256_blendv_epi8(hw, patched, nan)};
     }
     static uint16_t half(float x) {
-        return static_cast<uint16_t>(_mm_cvtsi128_si32(_mm256_castsi256_si128(to_half(fset(x)).v)));
+        if (x != x) {  // NaN: ggml's software conversion returns a plain quiet NaN
+            uint32_t u;
+            __builtin_memcpy(&u, &x, 4);
+            return static_cast<uint16_t>(((u >> 16) & 0x8000u) | 0x7e00u);
+        }
+        return static_cast<uint16_t>(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     }
     static float from_half(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
 };

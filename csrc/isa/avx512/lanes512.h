@@ -4,8 +4,9 @@
 // FMA, no approximations), so a lane's result equals the scalar reference's.
 #pragma once
 // GCC 12 reports its own _mm512_undefined_*() placeholders in the AVX-512
-// headers as maybe-uninitialized once they are inlined; they are not read.
+// headers as (maybe-)uninitialized once they are inlined; they are not read.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <cstdint>
@@ -75,6 +76,9 @@ struct V512 {
     static F sqrt(F a) { return {_mm512_sqrt_ps(a.v)}; }        // correctly rounded, as sqrtf
     static F select(M m, F t, F f) { return {_mm512_mask_blend_ps(m.m, f.v, t.v)}; }
     static I select(M m, I t, I f) { return {_mm512_mask_blend_epi32(m.m, f.v, t.v)}; }
+    // min / max as minps / maxps (callers pass finite values).
+    static F fmin(F a, F b) { return {_mm512_min_ps(a.v, b.v)}; }
+    static F fmax(F a, F b) { return {_mm512_max_ps(a.v, b.v)}; }
     static I min(I a, I b) { return {_mm512_min_epi32(a.v, b.v)}; }
     static I max(I a, I b) { return {_mm512_max_epi32(a.v, b.v)}; }
     static F to_float(I a) { return {_mm512_cvtepi32_ps(a.v)}; }           // exact for |a| < 2^24
@@ -102,7 +106,12 @@ struct V512 {
         return {_mm512_mask_or_epi32(hw, nan, sign, _mm512_set1_epi32(0x7e00))};
     }
     static uint16_t half(float x) {
-        return static_cast<uint16_t>(_mm_cvtsi128_si32(_mm512_castsi512_si128(to_half(fset(x)).v)));
+        if (x != x) {  // NaN: ggml's software conversion returns a plain quiet NaN
+            uint32_t u;
+            __builtin_memcpy(&u, &x, 4);
+            return static_cast<uint16_t>(((u >> 16) & 0x8000u) | 0x7e00u);
+        }
+        return static_cast<uint16_t>(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     }
     // fp16 bits -> fp32 (exact; the quiet NaNs above convert as in software).
     static float from_half(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }

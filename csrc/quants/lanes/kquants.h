@@ -68,9 +68,9 @@ inline void search_chunk(const float* x, int nsb, Chunk<V, SUB, NSUB>& c, Search
 //   kMin:  clamp(nearest_int((x + dm) / d), lo, hi) + off    (Q2/Q4/Q5_K)
 //   else:  clamp(nearest_int(x / d), lo, hi) + off           (Q3/Q6_K)
 // or, when d == 0 (ggml's `if (!d) continue;`), the levels the search left.
-template <class V, int SUB, int NSUB, bool kMin>
-inline void final_levels(const float* x, float d, float dm, int lo, int hi, int off,
-                         const Chunk<V, SUB, NSUB>& c, int s, int32_t* out) {
+template <class V, int SUB, bool kMin, class C>
+inline void final_levels(const float* x, float d, float dm, int lo, int hi, int off, const C& c, int s,
+                         int32_t* out) {
     using F = typename V::F;
     if (d == 0.f) {
         for (int i = 0; i < SUB; ++i) out[i] = c.level(s, i);
@@ -84,17 +84,17 @@ inline void final_levels(const float* x, float d, float dm, int lo, int hi, int 
     }
 }
 
-// Quantizes n/256 super-blocks; per chunk: search, then finish(x, chunk,
-// chunk sub-block offset, block) for each super-block.
-template <class V, int SUB, int NSUB, class Block, class Search, class Finish>
+// Quantizes n/256 super-blocks; per chunk: search (on VS lanes), then
+// finish(x, chunk, chunk sub-block offset, block) for each super-block.
+template <class VS, int SUB, int NSUB, class Block, class Search, class Finish>
 inline void quantize_k(const float* x, void* vy, int64_t n, Search search, Finish finish) {
-    using C = Chunk<V, SUB, NSUB>;
+    using C = Chunk<VS, SUB, NSUB>;
     auto* y = static_cast<Block*>(vy);
     const int64_t nb = n / QK_K;
     C c;
     for (int64_t ib = 0; ib < nb; ib += C::kSuper) {
         const int nsb = static_cast<int>(std::min<int64_t>(C::kSuper, nb - ib));
-        search_chunk<V, SUB, NSUB>(x + ib * QK_K, nsb, c, search);
+        search_chunk<VS, SUB, NSUB>(x + ib * QK_K, nsb, c, search);
         for (int s = 0; s < nsb; ++s) finish(x + (ib + s) * QK_K, c, s * NSUB, y[ib + s]);
     }
 }
@@ -115,8 +115,8 @@ inline void scale_min_k4(int j, const uint8_t* q, uint8_t& d, uint8_t& m) {
     }
 }
 
-template <class V, int kBits>
-inline void finish_q45_K(const float* x, const Chunk<V, 32, 8>& c, int s0, uint8_t* scales, uint16_t& d_out,
+template <class V, int kBits, class C>
+inline void finish_q45_K(const float* x, const C& c, int s0, uint8_t* scales, uint16_t& d_out,
                          uint16_t& dmin_out, int32_t* L) {
     constexpr int kMax = (1 << kBits) - 1;  // 15 or 31
     const float* sc = c.scale + s0;
@@ -151,7 +151,7 @@ inline void finish_q45_K(const float* x, const Chunk<V, 32, 8>& c, int s0, uint8
         scale_min_k4<V>(j, scales, s, m);
         const float d = d_all * s;
         const float dm = d != 0.f ? m_all * m : 0.f;
-        final_levels<V, 32, 8, true>(x + 32 * j, d, dm, 0, kMax, 0, c, s0 + j, L + 32 * j);
+        final_levels<V, 32, true>(x + 32 * j, d, dm, 0, kMax, 0, c, s0 + j, L + 32 * j);
     }
 }
 
@@ -171,12 +171,12 @@ inline void search_q45_K(const typename V::F* xt, typename V::F& scale, typename
     }
 }
 
-template <class V>
+template <class V, class VS = V>
 void quantize_q4_K(const float* x, void* vy, int64_t n) {
-    auto search = [](const typename V::F* xt, typename V::F& s, typename V::F& m, typename V::I* L) {
-        search_q45_K<V, 4>(xt, s, m, L);
+    auto search = [](const typename VS::F* xt, typename VS::F& s, typename VS::F& m, typename VS::I* L) {
+        search_q45_K<VS, 4>(xt, s, m, L);
     };
-    auto finish = [](const float* xb, const Chunk<V, 32, 8>& c, int s0, block_q4_K& y) {
+    auto finish = [](const float* xb, const Chunk<VS, 32, 8>& c, int s0, block_q4_K& y) {
         alignas(64) int32_t L[QK_K];
         finish_q45_K<V, 4>(xb, c, s0, y.scales, y.d, y.dmin, L);
         // qs: per 64 elements, 32 bytes; low nibble = first 32, high nibble = next 32.
@@ -184,16 +184,16 @@ void quantize_q4_K(const float* x, void* vy, int64_t n) {
             for (int l = 0; l < 32; l += V::N)
                 V::store_u8(y.qs + 32 * p + l, V::load_i32(L + 64 * p + l) | (V::load_i32(L + 64 * p + 32 + l) << 4));
     };
-    quantize_k<V, 32, 8, block_q4_K>(x, vy, n, search, finish);
+    quantize_k<VS, 32, 8, block_q4_K>(x, vy, n, search, finish);
 }
 
-template <class V>
+template <class V, class VS = V>
 void quantize_q5_K(const float* x, void* vy, int64_t n) {
     using I = typename V::I;
-    auto search = [](const typename V::F* xt, typename V::F& s, typename V::F& m, typename V::I* L) {
-        search_q45_K<V, 5>(xt, s, m, L);
+    auto search = [](const typename VS::F* xt, typename VS::F& s, typename VS::F& m, typename VS::I* L) {
+        search_q45_K<VS, 5>(xt, s, m, L);
     };
-    auto finish = [](const float* xb, const Chunk<V, 32, 8>& c, int s0, block_q5_K& y) {
+    auto finish = [](const float* xb, const Chunk<VS, 32, 8>& c, int s0, block_q5_K& y) {
         alignas(64) int32_t L[QK_K];
         finish_q45_K<V, 5>(xb, c, s0, y.scales, y.d, y.dmin, L);
         // qs as Q4_K with the low 4 bits; qh[l] bit 2p / 2p+1 = bit 4 of the
@@ -209,7 +209,7 @@ void quantize_q5_K(const float* x, void* vy, int64_t n) {
             V::store_u8(y.qh + l, hi);
         }
     };
-    quantize_k<V, 32, 8, block_q5_K>(x, vy, n, search, finish);
+    quantize_k<VS, 32, 8, block_q5_K>(x, vy, n, search, finish);
 }
 
 // qs of Q2_K / Q3_K: per 128 elements, 32 bytes; byte l holds the 2-bit
@@ -228,13 +228,13 @@ inline void pack_2bit(const int32_t* L, uint8_t* qs) {
 }
 
 // ---- Q2_K: 16 sub-blocks of 16, x = d*sc*q - dmin*m, 4-bit sc and m ------------
-template <class V>
+template <class V, class VS = V>
 void quantize_q2_K(const float* x, void* vy, int64_t n) {
-    using C = Chunk<V, 16, 16>;
-    auto search = [](const typename V::F* xt, typename V::F& s, typename V::F& m, typename V::I* L) {
-        typename V::F w[16];
-        for (int l = 0; l < 16; ++l) w[l] = V::abs(xt[l]);
-        qkx2_search<V, 16, true>(xt, w, 3, -0.5f, 0.1f, 15, s, m, L);
+    using C = Chunk<VS, 16, 16>;
+    auto search = [](const typename VS::F* xt, typename VS::F& s, typename VS::F& m, typename VS::I* L) {
+        typename VS::F w[16];
+        for (int l = 0; l < 16; ++l) w[l] = VS::abs(xt[l]);
+        qkx2_search<VS, 16, true>(xt, w, 3, -0.5f, 0.1f, 15, s, m, L);
     };
     auto finish = [](const float* xb, const C& c, int s0, block_q2_K& y) {
         const float q4scale = 15.f;  // the largest 4-bit code
@@ -266,19 +266,19 @@ void quantize_q2_K(const float* x, void* vy, int64_t n) {
         for (int j = 0; j < 16; ++j) {
             const float d = d_all * (y.scales[j] & 0xF);
             const float dm = d != 0.f ? m_all * (y.scales[j] >> 4) : 0.f;
-            final_levels<V, 16, 16, true>(xb + 16 * j, d, dm, 0, 3, 0, c, s0 + j, L + 16 * j);
+            final_levels<V, 16, true>(xb + 16 * j, d, dm, 0, 3, 0, c, s0 + j, L + 16 * j);
         }
         pack_2bit<V>(L, y.qs);
     };
-    quantize_k<V, 16, 16, block_q2_K>(x, vy, n, search, finish);
+    quantize_k<VS, 16, 16, block_q2_K>(x, vy, n, search, finish);
 }
 
 // ---- Q3_K: 16 sub-blocks of 16, x = d * (sc - 32) * (q - 4), 6-bit sc ----------
-template <class V>
+template <class V, class VS = V>
 void quantize_q3_K(const float* x, void* vy, int64_t n) {
-    using C = Chunk<V, 16, 16>;
-    auto search = [](const typename V::F* xt, typename V::F& s, typename V::F&, typename V::I* L) {
-        q3_search<V, 16>(xt, 4, s, L);
+    using C = Chunk<VS, 16, 16>;
+    auto search = [](const typename VS::F* xt, typename VS::F& s, typename VS::F&, typename VS::I* L) {
+        q3_search<VS, 16>(xt, 4, s, L);
     };
     auto finish = [](const float* xb, const C& c, int s0, block_q3_K& y) {
         const float* sc = c.scale + s0;
@@ -316,7 +316,7 @@ void quantize_q3_K(const float* x, void* vy, int64_t n) {
             int s = j < 8 ? y.scales[j] & 0xF : y.scales[j - 8] >> 4;
             s = static_cast<int8_t>((s | (((y.scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32);
             const float d = d_all * s;
-            final_levels<V, 16, 16, false>(xb + 16 * j, d, 0.f, -4, 3, 4, c, s0 + j, L + 16 * j);
+            final_levels<V, 16, false>(xb + 16 * j, d, 0.f, -4, 3, 4, c, s0 + j, L + 16 * j);
         }
         // hmask[l] bit b = bit 2 of the level of element 32*b + l; qs keeps bits 0-1.
         for (int l = 0; l < 32; l += V::N) {
@@ -326,16 +326,21 @@ void quantize_q3_K(const float* x, void* vy, int64_t n) {
         }
         pack_2bit<V>(L, y.qs);
     };
-    quantize_k<V, 16, 16, block_q3_K>(x, vy, n, search, finish);
+    quantize_k<VS, 16, 16, block_q3_K>(x, vy, n, search, finish);
 }
 
 // ---- Q6_K: 16 sub-blocks of 16, x = d * sc * (q - 32), int8 sc -----------------
-template <class V>
+template <class V, class VS = V>
 void quantize_q6_K(const float* x, void* vy, int64_t n) {
-    using C = Chunk<V, 16, 16>;
+    using C = Chunk<VS, 16, 16>;
     using I = typename V::I;
-    auto search = [](const typename V::F* xt, typename V::F& s, typename V::F&, typename V::I* L) {
-        qx_search<V, 16>(xt, 32, s, L);
+    auto search = [](const typename VS::F* xt, typename VS::F& s, typename VS::F&, typename VS::I* L) {
+        // Finite data keeps every trial product within +-33: round in float (see qx_search).
+        if (all_finite<VS, 16>(xt)) {
+            qx_search<VS, 16, true>(xt, 32, s, L);
+        } else {
+            qx_search<VS, 16, false>(xt, 32, s, L);
+        }
     };
     auto finish = [](const float* xb, const C& c, int s0, block_q6_K& y) {
         const float* sc = c.scale + s0;
@@ -358,7 +363,7 @@ void quantize_q6_K(const float* x, void* vy, int64_t n) {
         const float d_all = V::from_half(y.d);
         alignas(64) int32_t L[QK_K];
         for (int j = 0; j < 16; ++j)
-            final_levels<V, 16, 16, false>(xb + 16 * j, d_all * y.scales[j], 0.f, -32, 31, 32, c, s0 + j, L + 16 * j);
+            final_levels<V, 16, false>(xb + 16 * j, d_all * y.scales[j], 0.f, -32, 31, 32, c, s0 + j, L + 16 * j);
         // Per 128 elements: ql[l] = low nibbles of l | l+64, ql[l+32] = of l+32 | l+96;
         // qh[l] = high 2 bits of l, l+32, l+64, l+96 in bit pairs 0..3.
         const I lo4 = V::iset(0x0f);
@@ -371,7 +376,7 @@ void quantize_q6_K(const float* x, void* vy, int64_t n) {
                 V::store_u8(y.qh + 32 * h + l, (a >> 4) | ((b >> 4) << 2) | ((e >> 4) << 4) | ((f >> 4) << 6));
             }
     };
-    quantize_k<V, 16, 16, block_q6_K>(x, vy, n, search, finish);
+    quantize_k<VS, 16, 16, block_q6_K>(x, vy, n, search, finish);
 }
 
 }  // namespace kq::lanes

@@ -35,11 +35,13 @@ inline float first_absmax(const float* x, const typename V::F* v, int nv) {
     }
     const float amax = V::hmax(m);
     if (!(amax > 0.f)) return 0.f;
-    for (int k = 0; k < nv; ++k) {
-        const uint32_t hit = V::bits(V::abs(v[k]) == V::fset(amax));
-        if (hit) return x[k * V::N + first_lane<V>(hit)];
-    }
-    return 0.f;  // unreachable: amax is one of the |x|
+    // Branch-free search for the first lane equal to amax (which half of a
+    // block holds it is data, a branch on it mispredicts half the time).
+    const F am = V::fset(amax);
+    uint32_t which = 0;  // bit k: vector k holds amax
+    for (int k = 0; k < nv; ++k) which |= static_cast<uint32_t>(V::bits(V::abs(v[k]) == am) != 0) << k;
+    const int k = first_lane<V>(which);
+    return x[k * V::N + first_lane<V>(V::bits(V::abs(v[k]) == am))];
 }
 
 // ggml's `if (v < min) min = v; if (v > max) max = v;` from FLT_MAX / -FLT_MAX.

@@ -9,6 +9,8 @@
 // inputs (inverse scale and offset) and recompute L once at the end: the same
 // operations on the same operands give the same levels.
 #pragma once
+#include <limits>
+
 #include "quants/lanes/lane_api.h"
 
 namespace kq::lanes {
@@ -39,6 +41,7 @@ inline void qkx2_search(const typename V::F* x, const typename V::F* w, int nmax
     }
     mn = V::select(mn > zero, zero, mn);
     const M flat = mx == mn;
+    const F flat_min = mn;  // what a flat lane returns (ggml returns before the search)
 
     auto err = [&](F diff) { return use_mad ? V::abs(diff) : diff * diff; };
 
@@ -89,7 +92,7 @@ inline void qkx2_search(const typename V::F* x, const typename V::F* w, int nmax
         L[i] = V::select(flat, izero, l);
     }
     scale_out = V::select(flat, zero, scale);
-    the_min_out = V::neg(mn);
+    the_min_out = V::neg(V::select(flat, flat_min, mn));
 }
 
 // The first x of largest |x| (`if (ax > amax) { amax = ax; max = x; }`), per lane.
@@ -109,7 +112,32 @@ inline void lane_absmax(const typename V::F* x, typename V::F& amax, typename V:
 // (w = x^2): symmetric levels -nmax..nmax-1, trial inverse scales
 // -(nmax + 0.1*is)/max for is = -9..9, keeping the one that maximises
 // sumlx^2/suml2. Out: scale (0 for all-zero lanes) and L[i] = level + nmax.
+// kFinite (all x finite): |trial * x| <= (nmax + 0.9) * |x| / |max| < 34 in
+// every lane whose max |x| passes kGroupMaxEps (the others are discarded), so
+// level<V, true> rounds exactly.
+// True if every lane of x[0..n) is finite.
 template <class V, int n>
+inline bool all_finite(const typename V::F* x) {
+    const typename V::F inf = V::fset(std::numeric_limits<float>::infinity());
+    typename V::M bad = V::none_set();
+    for (int i = 0; i < n; ++i) bad = bad | ~(V::abs(x[i]) < inf);
+    return !V::any(bad);
+}
+
+// nearest_int(p) clamped to [lo, hi], as a float. kFinite: the caller
+// guarantees |p| < 2^22, where adding and subtracting 1.5 * 2^23 rounds to
+// nearest even exactly as ggml's bit trick does, and the clamp commutes with
+// the rounding (integer bounds); otherwise the bit trick itself.
+template <class V, bool kFinite>
+inline typename V::F level(typename V::F p, int lo, int hi) {
+    if (kFinite) {
+        const typename V::F magic = V::fset(12582912.f);
+        return V::fmin(V::fmax((p + magic) - magic, V::fset(static_cast<float>(lo))), V::fset(static_cast<float>(hi)));
+    }
+    return V::to_float(clamp<V>(nearest_int<V>(p), lo, hi));
+}
+
+template <class V, int n, bool kFinite>
 inline void qx_search(const typename V::F* x, int nmax, typename V::F& scale_out, typename V::I* L) {
     using F = typename V::F;
     using I = typename V::I;
@@ -127,7 +155,7 @@ inline void qx_search(const typename V::F* x, int nmax, typename V::F& scale_out
     F iscale = V::fset(static_cast<float>(-nmax)) / max;
     F sumlx = zero, suml2 = zero;
     for (int i = 0; i < n; ++i) {
-        const F l = V::to_float(clamp<V>(nearest_int<V>(iscale * x[i]), -nmax, nmax - 1));
+        const F l = level<V, kFinite>(iscale * x[i], -nmax, nmax - 1);
         sumlx = sumlx + wx[i] * l;
         suml2 = suml2 + w[i] * l * l;
     }
@@ -141,7 +169,7 @@ inline void qx_search(const typename V::F* x, int nmax, typename V::F& scale_out
         sumlx = zero;
         suml2 = zero;
         for (int i = 0; i < n; ++i) {
-            const F l = V::to_float(clamp<V>(nearest_int<V>(trial * x[i]), -nmax, nmax - 1));
+            const F l = level<V, kFinite>(trial * x[i], -nmax, nmax - 1);
             sumlx = sumlx + wx[i] * l;
             suml2 = suml2 + w[i] * l * l;
         }
