@@ -60,6 +60,34 @@ struct V256 {
         const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
         return {_mm256_i32gather_ps(base, idx, 4)};
     }
+    // out[c] lane r = src[r * stride + c] for r, c < 8: an 8 x 8 transpose in
+    // registers (unpack 32-bit, shuffle 64-bit, swap 128-bit halves).
+    static void transpose(const float* src, int64_t stride, F* out) {
+        __m256 r[8], t[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * stride);
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);      // per 128 bits: a0 b0 a1 b1
+            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);  //               a2 b2 a3 b3
+        }
+        for (int i = 0; i < 8; i += 4) {  // r[i + k]: column 4j + k of rows i..i+3, in half j
+            r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+            r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+            r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+            r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+        }
+        for (int k = 0; k < 4; ++k) {
+            out[k].v = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);      // low halves: column k
+            out[k + 4].v = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);  // high halves: column 4+k
+        }
+    }
+    // Lane j = base[idx[j]] (idx in elements of 4 bytes).
+    static F gather_idx(const void* base, I idx) {
+        return {_mm256_i32gather_ps(static_cast<const float*>(base), idx.v, 4)};
+    }
+    static M mask_from_bits(uint32_t b) {
+        const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        return {_mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(b)), lane_bit), lane_bit)};
+    }
     // Low byte of each lane to p[0..N).
     static void store_u8(uint8_t* p, I a) {
         const __m256i b = _mm256_shuffle_epi8(

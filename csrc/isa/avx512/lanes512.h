@@ -64,6 +64,35 @@ struct V512 {
             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(stride));
         return {_mm512_i32gather_ps(idx, base, 4)};
     }
+    // out[c] lane r = src[r * stride + c] for r, c < 16: a 16 x 16 transpose in
+    // registers (unpack 32-bit, unpack 64-bit, then two 128-bit shuffles).
+    static void transpose(const float* src, int64_t stride, F* out) {
+        __m512 r[16], t[16];
+        for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * stride);
+        for (int i = 0; i < 16; i += 2) {
+            t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);      // per 128 bits: a0 b0 a1 b1
+            t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);  //               a2 b2 a3 b3
+        }
+        for (int i = 0; i < 16; i += 4) {  // r[i + k]: column 4j + k of rows i..i+3, in 128-bit chunk j
+            r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+            r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+            r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+            r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        }
+        // 0x88 takes 128-bit chunks 0 and 2 of each source, 0xdd chunks 1 and 3.
+        for (int h = 0; h < 16; h += 8)
+            for (int k = 0; k < 4; ++k) {
+                t[h + k] = _mm512_shuffle_f32x4(r[h + k], r[h + 4 + k], 0x88);      // columns k, 8+k
+                t[h + 4 + k] = _mm512_shuffle_f32x4(r[h + k], r[h + 4 + k], 0xdd);  // columns 4+k, 12+k
+            }
+        for (int c = 0; c < 8; ++c) {
+            out[c].v = _mm512_shuffle_f32x4(t[c], t[c + 8], 0x88);
+            out[c + 8].v = _mm512_shuffle_f32x4(t[c], t[c + 8], 0xdd);
+        }
+    }
+    // Lane j = base[idx[j]] (idx in elements of 4 bytes).
+    static F gather_idx(const void* base, I idx) { return {_mm512_i32gather_ps(idx.v, base, 4)}; }
+    static M mask_from_bits(uint32_t b) { return {static_cast<__mmask16>(b)}; }
     // Low byte of each lane to p[0..N).
     static void store_u8(uint8_t* p, I a) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(a.v)); }
     // Low 16 bits of each lane to p[0..N).

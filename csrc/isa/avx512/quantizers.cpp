@@ -4,7 +4,6 @@
 #include "isa/avx512/lanes512.h"
 #include "quants/lanes/kquants.h"
 #include "quants/lanes/legacy.h"
-#include "quants/lanes/pack.h"
 #include "quants/ref.h"
 
 namespace kq::isa_avx512 {
@@ -12,16 +11,13 @@ namespace kq::isa_avx512 {
 void register_quantizers(KernelSet& ks) {
     using V = V512;
     using namespace kq::lanes;
-    // make_q3_quants is latency-bound (one division per element on the sum
-    // chain): search several vectors of super-blocks at once.
-    using Q3Search = Pack<V, 4>;
     // Types whose reference honours importance weights: weighted rows take the reference.
     ks[TypeId::Q4_0].quantize = fast_or_ref<quantize_q4_0<V>, ref::quantize_row_q4_0>;
     ks[TypeId::Q4_1].quantize = fast_or_ref<quantize_q4_1<V>, ref::quantize_row_q4_1>;
     ks[TypeId::Q5_0].quantize = fast_or_ref<quantize_q5_0<V>, ref::quantize_row_q5_0>;
     ks[TypeId::Q5_1].quantize = fast_or_ref<quantize_q5_1<V>, ref::quantize_row_q5_1>;
     ks[TypeId::Q2_K].quantize = fast_or_ref<quantize_q2_K<V>, ref::quantize_row_q2_K>;
-    ks[TypeId::Q3_K].quantize = fast_or_ref<quantize_q3_K<V, Q3Search>, ref::quantize_row_q3_K>;
+    ks[TypeId::Q3_K].quantize = fast_or_ref<quantize_q3_K<V>, ref::quantize_row_q3_K>;
     ks[TypeId::Q4_K].quantize = fast_or_ref<quantize_q4_K<V>, ref::quantize_row_q4_K>;
     ks[TypeId::Q5_K].quantize = fast_or_ref<quantize_q5_K<V>, ref::quantize_row_q5_K>;
     ks[TypeId::Q6_K].quantize = fast_or_ref<quantize_q6_K<V>, ref::quantize_row_q6_K>;

@@ -16,14 +16,17 @@
 
 #include "core/blocks.h"
 #include "quants/lanes/lane_api.h"
+#include "quants/lanes/q3_search.h"
 #include "quants/lanes/search.h"
 
 namespace kq::lanes {
 
-// Search results of one chunk of super-blocks.
-template <class V, int SUB, int NSUB>
+// Search results of one chunk of super-blocks: by default as many as fill
+// the lanes once (at least one).
+template <class V, int SUB, int NSUB, int SUPER = (V::N >= NSUB ? V::N / NSUB : 1)>
 struct Chunk {
-    static constexpr int kSuper = V::N >= NSUB ? V::N / NSUB : 1;  // super-blocks per chunk
+    static constexpr int kSuper = SUPER;                             // super-blocks per chunk
+    static constexpr int kNsub = NSUB;                               // sub-blocks per super-block
     static constexpr int kLanes = kSuper * NSUB;                     // sub-blocks per chunk
     static constexpr int kGroups = kLanes / V::N;                    // vector searches per chunk
     alignas(64) float scale[kLanes];
@@ -37,20 +40,21 @@ struct Chunk {
 // at x; lanes past `lanes` read zeros (their results are discarded).
 template <class V, int SUB>
 inline void load_transposed(const float* x, int lanes, typename V::F* xt) {
+    static_assert(SUB % V::N == 0, "sub-blocks are whole N x N tiles");
     if (lanes == V::N) {
-        for (int i = 0; i < SUB; ++i) xt[i] = V::gather(x + i, SUB);
+        for (int t = 0; t < SUB; t += V::N) V::transpose(x + t, SUB, xt + t);
         return;
     }
     alignas(64) float buf[V::N * SUB] = {};
     std::memcpy(buf, x, sizeof(float) * static_cast<size_t>(lanes) * SUB);
-    for (int i = 0; i < SUB; ++i) xt[i] = V::gather(buf + i, SUB);
+    for (int t = 0; t < SUB; t += V::N) V::transpose(buf + t, SUB, xt + t);
 }
 
 // Runs search(xt, scale, min, L) over the sub-blocks of nsb super-blocks at x.
-template <class V, int SUB, int NSUB, class Search>
-inline void search_chunk(const float* x, int nsb, Chunk<V, SUB, NSUB>& c, Search search) {
+template <class V, int SUB, int NSUB, class C, class Search>
+inline void search_chunk(const float* x, int nsb, C& c, Search search) {
     using F = typename V::F;
-    for (int g = 0; g < Chunk<V, SUB, NSUB>::kGroups; ++g) {
+    for (int g = 0; g < C::kGroups; ++g) {
         const int lanes = std::min(V::N, nsb * NSUB - g * V::N);
         if (lanes <= 0) break;
         F xt[SUB];
@@ -84,19 +88,27 @@ inline void final_levels(const float* x, float d, float dm, int lo, int hi, int 
     }
 }
 
-// Quantizes n/256 super-blocks; per chunk: search (on VS lanes), then
+// Quantizes n/256 super-blocks; per chunk C of super-blocks:
+// search_all(x, super-blocks in this chunk, chunk), then
 // finish(x, chunk, chunk sub-block offset, block) for each super-block.
-template <class VS, int SUB, int NSUB, class Block, class Search, class Finish>
-inline void quantize_k(const float* x, void* vy, int64_t n, Search search, Finish finish) {
-    using C = Chunk<VS, SUB, NSUB>;
+template <class C, class Block, class SearchAll, class Finish>
+inline void quantize_chunks(const float* x, void* vy, int64_t n, SearchAll search_all, Finish finish) {
     auto* y = static_cast<Block*>(vy);
     const int64_t nb = n / QK_K;
     C c;
     for (int64_t ib = 0; ib < nb; ib += C::kSuper) {
         const int nsb = static_cast<int>(std::min<int64_t>(C::kSuper, nb - ib));
-        search_chunk<VS, SUB, NSUB>(x + ib * QK_K, nsb, c, search);
-        for (int s = 0; s < nsb; ++s) finish(x + (ib + s) * QK_K, c, s * NSUB, y[ib + s]);
+        search_all(x + ib * QK_K, nsb, c);
+        for (int s = 0; s < nsb; ++s) finish(x + (ib + s) * QK_K, c, s * C::kNsub, y[ib + s]);
     }
+}
+
+// The same with a search that handles one vector of sub-blocks at a time.
+template <class VS, int SUB, int NSUB, class Block, class Search, class Finish>
+inline void quantize_k(const float* x, void* vy, int64_t n, Search search, Finish finish) {
+    using C = Chunk<VS, SUB, NSUB>;
+    auto search_all = [&](const float* xc, int nsb, C& c) { search_chunk<VS, SUB, NSUB>(xc, nsb, c, search); };
+    quantize_chunks<C, Block>(x, vy, n, search_all, finish);
 }
 
 // ---- Q4_K / Q5_K: 8 sub-blocks of 32, x = d*sc*q - dmin*m, 6-bit sc and m --------
@@ -274,11 +286,34 @@ void quantize_q2_K(const float* x, void* vy, int64_t n) {
 }
 
 // ---- Q3_K: 16 sub-blocks of 16, x = d * (sc - 32) * (q - 4), 6-bit sc ----------
-template <class V, class VS = V>
+// Super-blocks per Q3_K chunk: four vectors' worth of sub-blocks, so that
+// the survivors of the first sweep fill few vectors (see q3_search.h).
+template <class V>
+constexpr int kQ3Super = 4 * V::N / 16 > 0 ? 4 * V::N / 16 : 1;
+
+template <class V>
 void quantize_q3_K(const float* x, void* vy, int64_t n) {
-    using C = Chunk<VS, 16, 16>;
-    auto search = [](const typename VS::F* xt, typename VS::F& s, typename VS::F&, typename VS::I* L) {
-        q3_search<VS, 16>(xt, 4, s, L);
+    using C = Chunk<V, 16, 16, kQ3Super<V>>;
+    auto search_all = [](const float* xc, int nsb, C& c) {
+        constexpr int G = C::kGroups;
+        Q3Lanes<V, 16> st[G];
+        for (int g = 0; g < G; ++g) {
+            typename V::F xt[16];
+            const int lanes = std::max(0, std::min(V::N, nsb * 16 - g * V::N));
+            if (lanes > 0) {
+                load_transposed<V, 16>(xc + static_cast<int64_t>(g) * V::N * 16, lanes, xt);
+            } else {
+                for (auto& v : xt) v = V::fset(0.f);
+            }
+            for (int i = 0; i < 16; ++i) V::store(st[g].x[i], xt[i]);
+        }
+        typename V::F scale[G];
+        typename V::I L[G][16];
+        q3_search_groups<V, 16, G>(st, 4, scale, L);
+        for (int g = 0; g < G; ++g) {
+            V::store(c.scale + g * V::N, scale[g]);
+            for (int i = 0; i < 16; ++i) V::store_i32(c.L[g][i], L[g][i]);
+        }
     };
     auto finish = [](const float* xb, const C& c, int s0, block_q3_K& y) {
         const float* sc = c.scale + s0;
@@ -326,7 +361,7 @@ void quantize_q3_K(const float* x, void* vy, int64_t n) {
         }
         pack_2bit<V>(L, y.qs);
     };
-    quantize_k<VS, 16, 16, block_q3_K>(x, vy, n, search, finish);
+    quantize_chunks<C, block_q3_K>(x, vy, n, search_all, finish);
 }
 
 // ---- Q6_K: 16 sub-blocks of 16, x = d * sc * (q - 32), int8 sc -----------------
