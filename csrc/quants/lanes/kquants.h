@@ -249,30 +249,31 @@ void quantize_q2_K(const float* x, void* vy, int64_t n) {
         qkx2_search<VS, 16, true>(xt, w, 3, -0.5f, 0.1f, 15, s, m, L);
     };
     auto finish = [](const float* xb, const C& c, int s0, block_q2_K& y) {
+        using F = typename V::F;
+        using I = typename V::I;
+        constexpr int NV = 16 / V::N;
         const float q4scale = 15.f;  // the largest 4-bit code
-        const float* sc = c.scale + s0;
-        const float* mn = c.min + s0;
-        float max_scale = 0, max_min = 0;
-        for (int j = 0; j < 16; ++j) {
-            if (sc[j] > max_scale) max_scale = sc[j];
-            if (mn[j] > max_min) max_min = mn[j];
+        F sc[NV], mn[NV];
+        // max over sub-blocks of `if (x > max) max = x` from 0: order-free.
+        F msc = V::fset(0.f), mmn = V::fset(0.f);
+        for (int k = 0; k < NV; ++k) {
+            sc[k] = V::load(c.scale + s0 + k * V::N);
+            mn[k] = V::load(c.min + s0 + k * V::N);
+            msc = V::select(sc[k] > msc, sc[k], msc);
+            mmn = V::select(mn[k] > mmn, mn[k], mmn);
         }
-        if (max_scale > 0) {
-            const float iscale = q4scale / max_scale;
-            for (int j = 0; j < 16; ++j) y.scales[j] = static_cast<uint8_t>(nearest_int_s<V>(iscale * sc[j]));
-            y.d = V::half(max_scale / q4scale);
-        } else {
-            for (int j = 0; j < 16; ++j) y.scales[j] = 0;
-            y.d = V::half(0.f);
+        const float max_scale = V::hmax(msc), max_min = V::hmax(mmn);
+        // scales[j]: low nibble nearest_int(15/max_scale * scale), high nibble
+        // the same for the min (0 when the max is 0), as bytes.
+        const F isc = V::fset(max_scale > 0 ? q4scale / max_scale : 0.f);
+        const F imn = V::fset(max_min > 0 ? q4scale / max_min : 0.f);
+        for (int k = 0; k < NV; ++k) {
+            I code = max_scale > 0 ? nearest_int<V>(isc * sc[k]) : V::iset(0);
+            if (max_min > 0) code = code | (nearest_int<V>(imn * mn[k]) << 4);
+            V::store_u8(y.scales + k * V::N, code);
         }
-        if (max_min > 0) {
-            const float iscale = q4scale / max_min;
-            for (int j = 0; j < 16; ++j)
-                y.scales[j] = static_cast<uint8_t>(y.scales[j] | (nearest_int_s<V>(iscale * mn[j]) << 4));
-            y.dmin = V::half(max_min / q4scale);
-        } else {
-            y.dmin = V::half(0.f);
-        }
+        y.d = V::half(max_scale > 0 ? max_scale / q4scale : 0.f);
+        y.dmin = V::half(max_min > 0 ? max_min / q4scale : 0.f);
         const float d_all = V::from_half(y.d), m_all = V::from_half(y.dmin);
         alignas(64) int32_t L[QK_K];
         for (int j = 0; j < 16; ++j) {
@@ -316,43 +317,36 @@ void quantize_q3_K(const float* x, void* vy, int64_t n) {
         }
     };
     auto finish = [](const float* xb, const C& c, int s0, block_q3_K& y) {
-        const float* sc = c.scale + s0;
-        float max_scale = 0, amax = 0;
-        for (int j = 0; j < 16; ++j) {
-            const float a = std::fabs(sc[j]);
-            if (a > amax) {
-                amax = a;
-                max_scale = sc[j];
-            }
-        }
-        // scales: 16 x 6-bit codes (sc + 32); low 4 bits in the nibbles of
-        // bytes 0..7 (j and j-8), high 2 bits in bytes 8..11 (j%4, bits 2*(j/4)).
-        std::memset(y.scales, 0, sizeof(y.scales));
+        using F = typename V::F;
+        using I = typename V::I;
+        constexpr int NV = 16 / V::N;
+        F sc[NV];
+        for (int k = 0; k < NV; ++k) sc[k] = V::load(c.scale + s0 + k * V::N);
+        // The first scale of largest magnitude (`if (|s| > amax)`), sign kept.
+        const float max_scale = first_absmax<V>(c.scale + s0, sc, NV);
+        // 6-bit codes q = clamp((int8_t)nearest_int(-32/max_scale * s), -32, 31) + 32
+        // (all 0 when max_scale is 0: then d = 0 and the levels stay as searched).
+        alignas(64) uint8_t q[16] = {};
         if (max_scale != 0.f) {
-            const float iscale = -32.f / max_scale;  // codes span -32..31
-            for (int j = 0; j < 16; ++j) {
-                int8_t l = static_cast<int8_t>(nearest_int_s<V>(iscale * sc[j]));
-                l = static_cast<int8_t>(std::max<int>(-32, std::min<int>(31, l)) + 32);
-                if (j < 8) {
-                    y.scales[j] = l & 0xF;
-                } else {
-                    y.scales[j - 8] |= static_cast<uint8_t>((l & 0xF) << 4);
-                }
-                l = static_cast<int8_t>(l >> 4);
-                y.scales[j % 4 + 8] |= static_cast<uint8_t>(l << (2 * (j / 4)));
+            const float iscale = -32.f / max_scale;
+            for (int k = 0; k < NV; ++k) {
+                const I l = clamp<V>(sext8<V>(nearest_int<V>(V::fset(iscale) * sc[k])), -32, 31) + V::iset(32);
+                V::store_u8(q + k * V::N, l);
             }
             y.d = V::half(1 / iscale);
         } else {
             y.d = V::half(0.f);
         }
+        // scales: low 4 bits of code j in the nibbles of bytes 0..7 (j, j-8);
+        // high 2 bits in bytes 8..11 (byte 8 + j%4, bits 2*(j/4)).
+        for (int j = 0; j < 8; ++j) y.scales[j] = static_cast<uint8_t>((q[j] & 0xF) | ((q[j + 8] & 0xF) << 4));
+        for (int j = 0; j < 4; ++j)
+            y.scales[8 + j] = static_cast<uint8_t>((q[j] >> 4) | ((q[j + 4] >> 4) << 2) | ((q[j + 8] >> 4) << 4) |
+                                                   ((q[j + 12] >> 4) << 6));
         const float d_all = V::from_half(y.d);
         alignas(64) int32_t L[QK_K];
-        for (int j = 0; j < 16; ++j) {
-            int s = j < 8 ? y.scales[j] & 0xF : y.scales[j - 8] >> 4;
-            s = static_cast<int8_t>((s | (((y.scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32);
-            const float d = d_all * s;
-            final_levels<V, 16, false>(xb + 16 * j, d, 0.f, -4, 3, 4, c, s0 + j, L + 16 * j);
-        }
+        for (int j = 0; j < 16; ++j)
+            final_levels<V, 16, false>(xb + 16 * j, d_all * (q[j] - 32), 0.f, -4, 3, 4, c, s0 + j, L + 16 * j);
         // hmask[l] bit b = bit 2 of the level of element 32*b + l; qs keeps bits 0-1.
         for (int l = 0; l < 32; l += V::N) {
             typename V::I hm = V::iset(0);
@@ -378,23 +372,21 @@ void quantize_q6_K(const float* x, void* vy, int64_t n) {
         }
     };
     auto finish = [](const float* xb, const C& c, int s0, block_q6_K& y) {
-        const float* sc = c.scale + s0;
-        float max_scale = 0, max_abs_scale = 0;
-        for (int j = 0; j < 16; ++j) {
-            const float a = std::fabs(sc[j]);
-            if (a > max_abs_scale) {
-                max_abs_scale = a;
-                max_scale = sc[j];
-            }
-        }
-        if (max_abs_scale < kGroupMaxEps) {
+        using F = typename V::F;
+        constexpr int NV = 16 / V::N;
+        F sc[NV];
+        for (int k = 0; k < NV; ++k) sc[k] = V::load(c.scale + s0 + k * V::N);
+        // The first scale of largest magnitude (`if (|s| > max_abs)`), sign kept.
+        const float max_scale = first_absmax<V>(c.scale + s0, sc, NV);
+        if (std::fabs(max_scale) < kGroupMaxEps) {
             std::memset(&y, 0, sizeof(y));
             return;
         }
         const float iscale = -128.f / max_scale;  // int8 scale codes, -128 for the largest
         y.d = V::half(1 / iscale);
-        for (int j = 0; j < 16; ++j)
-            y.scales[j] = static_cast<int8_t>(std::min(127, nearest_int_s<V>(iscale * sc[j])));
+        for (int k = 0; k < NV; ++k)
+            V::store_u8(reinterpret_cast<uint8_t*>(y.scales) + k * V::N,
+                        V::min(V::iset(127), nearest_int<V>(V::fset(iscale) * sc[k])));
         const float d_all = V::from_half(y.d);
         alignas(64) int32_t L[QK_K];
         for (int j = 0; j < 16; ++j)

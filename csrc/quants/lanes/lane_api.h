@@ -75,6 +75,34 @@ inline typename V::I sext8(typename V::I a) {
     return (a << 24) >> 24;
 }
 
+// First set lane of a mask word (w != 0).
+template <class V>
+inline int first_lane(uint32_t w) {
+    return __builtin_ctz(w);
+}
+
+// The value ggml keeps in `if (amax < fabsf(v)) { amax = fabsf(v); max = v; }`
+// over x[0..nv*N) (held in v[]): the first element of largest magnitude, NaNs
+// skipped, 0 if every |x| is 0 or NaN.
+template <class V>
+inline float first_absmax(const float* x, const typename V::F* v, int nv) {
+    using F = typename V::F;
+    F m = V::fset(0.f);
+    for (int k = 0; k < nv; ++k) {
+        const F a = V::abs(v[k]);
+        m = V::select(a > m, a, m);  // NaN compares false: skipped, as in ggml
+    }
+    const float amax = V::hmax(m);
+    if (!(amax > 0.f)) return 0.f;
+    // Branch-free search for the first lane equal to amax (which half of a
+    // block holds it is data, a branch on it mispredicts half the time).
+    const F am = V::fset(amax);
+    uint32_t which = 0;  // bit k: vector k holds amax
+    for (int k = 0; k < nv; ++k) which |= static_cast<uint32_t>(V::bits(V::abs(v[k]) == am) != 0) << k;
+    const int k = first_lane<V>(which);
+    return x[k * V::N + first_lane<V>(V::bits(V::abs(v[k]) == am))];
+}
+
 // Quantize one row with the fast path, or with the reference when importance
 // weights are given (the weighted searches are not vectorized).
 template <void (*Fast)(const float*, void*, int64_t), quantize_row_fn Ref>
