@@ -62,7 +62,11 @@ struct V256 {
     }
     // out[c] lane r = src[r * stride + c] for r, c < 8: an 8 x 8 transpose in
     // registers (unpack 32-bit, shuffle 64-bit, swap 128-bit halves).
-    static void transpose(const float* src, int64_t stride, F* out) {
+    // out[c] lane r = src[r * stride + c] for r < N, c < ncols (a multiple of N).
+    static void transpose(const float* src, int64_t stride, int ncols, F* out) {
+        for (int t = 0; t < ncols; t += N) transpose_tile(src + t, stride, out + t);
+    }
+    static void transpose_tile(const float* src, int64_t stride, F* out) {
         __m256 r[8], t[8];
         for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * stride);
         for (int i = 0; i < 8; i += 2) {

@@ -66,7 +66,11 @@ struct V512 {
     }
     // out[c] lane r = src[r * stride + c] for r, c < 16: a 16 x 16 transpose in
     // registers (unpack 32-bit, unpack 64-bit, then two 128-bit shuffles).
-    static void transpose(const float* src, int64_t stride, F* out) {
+    // out[c] lane r = src[r * stride + c] for r < N, c < ncols (a multiple of N).
+    static void transpose(const float* src, int64_t stride, int ncols, F* out) {
+        for (int t = 0; t < ncols; t += N) transpose_tile(src + t, stride, out + t);
+    }
+    static void transpose_tile(const float* src, int64_t stride, F* out) {
         __m512 r[16], t[16];
         for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * stride);
         for (int i = 0; i < 16; i += 2) {

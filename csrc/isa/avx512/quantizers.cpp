@@ -4,6 +4,7 @@
 #include "isa/avx512/lanes512.h"
 #include "quants/lanes/kquants.h"
 #include "quants/lanes/legacy.h"
+#include "quants/lanes/pack.h"
 #include "quants/ref.h"
 
 namespace kq::isa_avx512 {
@@ -11,6 +12,8 @@ namespace kq::isa_avx512 {
 void register_quantizers(KernelSet& ks) {
     using V = V512;
     using namespace kq::lanes;
+    // Pack<V, 4>: the searches run four vectors of sub-blocks side by side,
+    // so the end of one trial's sums overlaps the next trial's work.
     // Types whose reference honours importance weights: weighted rows take the reference.
     ks[TypeId::Q4_0].quantize = fast_or_ref<quantize_q4_0<V>, ref::quantize_row_q4_0>;
     ks[TypeId::Q4_1].quantize = fast_or_ref<quantize_q4_1<V>, ref::quantize_row_q4_1>;
@@ -20,7 +23,7 @@ void register_quantizers(KernelSet& ks) {
     ks[TypeId::Q3_K].quantize = fast_or_ref<quantize_q3_K<V>, ref::quantize_row_q3_K>;
     ks[TypeId::Q4_K].quantize = fast_or_ref<quantize_q4_K<V>, ref::quantize_row_q4_K>;
     ks[TypeId::Q5_K].quantize = fast_or_ref<quantize_q5_K<V>, ref::quantize_row_q5_K>;
-    ks[TypeId::Q6_K].quantize = fast_or_ref<quantize_q6_K<V>, ref::quantize_row_q6_K>;
+    ks[TypeId::Q6_K].quantize = fast_or_ref<quantize_q6_K<V, Pack<V, 4>>, ref::quantize_row_q6_K>;
     // Types that ignore importance weights.
     ks[TypeId::Q8_0].quantize = fast_only<quantize_q8_0<V>>;
     ks[TypeId::Q8_1].quantize = fast_only<quantize_q8_1<V>>;

@@ -40,14 +40,13 @@ struct Chunk {
 // at x; lanes past `lanes` read zeros (their results are discarded).
 template <class V, int SUB>
 inline void load_transposed(const float* x, int lanes, typename V::F* xt) {
-    static_assert(SUB % V::N == 0, "sub-blocks are whole N x N tiles");
     if (lanes == V::N) {
-        for (int t = 0; t < SUB; t += V::N) V::transpose(x + t, SUB, xt + t);
+        V::transpose(x, SUB, SUB, xt);
         return;
     }
     alignas(64) float buf[V::N * SUB] = {};
     std::memcpy(buf, x, sizeof(float) * static_cast<size_t>(lanes) * SUB);
-    for (int t = 0; t < SUB; t += V::N) V::transpose(buf + t, SUB, xt + t);
+    V::transpose(buf, SUB, SUB, xt);
 }
 
 // Runs search(xt, scale, min, L) over the sub-blocks of nsb super-blocks at x.

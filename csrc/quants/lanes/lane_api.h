@@ -22,7 +22,7 @@
 //   I + - & | << >>(arith)    int32;  I == != > -> M;   M & | ~
 //   fset(float) iset(int) load store load_i32 store_i32
 //   gather(base, stride)      lane j = base[j*stride]
-//   transpose(src, stride, F out[N])   out[c] lane r = src[r*stride + c], an N x N tile
+//   transpose(src, stride, ncols, F* out)   out[c] lane r = src[r*stride + c], c < ncols
 //   gather_idx(base, I idx)   lane j = 4-byte element idx[j] of base;  mask_from_bits(uint32)
 //   store_u8 / store_u16      low 8 / 16 bits of each lane, N consecutive outputs
 //   abs neg sqrt select(m,t,f) min max (int) to_float trunc_to_int (cvtt: 0x80000000 if out of range)

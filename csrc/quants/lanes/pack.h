@@ -104,6 +104,19 @@ struct Pack {
         return r;
     }
 
+    // out[c] lane r = src[r * stride + c] for r < N, c < ncols: part k holds
+    // rows k*V::N .. (k+1)*V::N - 1.
+    static void transpose(const float* src, int64_t stride, int ncols, F* out) {
+        typename V::F tmp[64];
+        for (int k = 0; k < K; ++k) {
+            for (int c0 = 0; c0 < ncols; c0 += 64) {
+                const int nc = ncols - c0 < 64 ? ncols - c0 : 64;
+                V::transpose(src + k * V::N * stride + c0, stride, nc, tmp);
+                for (int c = 0; c < nc; ++c) out[c0 + c].v[k] = tmp[c];
+            }
+        }
+    }
+
 #define KQ_PACK_UNARY(RET, NAME, ARG)              \
     static RET NAME(const ARG& a) {                \
         RET r;                                     \
@@ -113,6 +126,7 @@ struct Pack {
     KQ_PACK_UNARY(F, abs, F)
     KQ_PACK_UNARY(F, neg, F)
     KQ_PACK_UNARY(F, sqrt, F)
+    KQ_PACK_UNARY(F, round_even, F)
     KQ_PACK_UNARY(F, to_float, I)
     KQ_PACK_UNARY(I, trunc_to_int, F)
     KQ_PACK_UNARY(I, as_int, F)
