@@ -19,10 +19,10 @@ void register_quantizers(KernelSet& ks) {
     ks[TypeId::Q4_1].quantize = fast_or_ref<quantize_q4_1<V>, ref::quantize_row_q4_1>;
     ks[TypeId::Q5_0].quantize = fast_or_ref<quantize_q5_0<V>, ref::quantize_row_q5_0>;
     ks[TypeId::Q5_1].quantize = fast_or_ref<quantize_q5_1<V>, ref::quantize_row_q5_1>;
-    ks[TypeId::Q2_K].quantize = fast_or_ref<quantize_q2_K<V>, ref::quantize_row_q2_K>;
+    ks[TypeId::Q2_K].quantize = fast_or_ref<quantize_q2_K<V, Pack<V, 4>>, ref::quantize_row_q2_K>;
     ks[TypeId::Q3_K].quantize = fast_or_ref<quantize_q3_K<V>, ref::quantize_row_q3_K>;
-    ks[TypeId::Q4_K].quantize = fast_or_ref<quantize_q4_K<V>, ref::quantize_row_q4_K>;
-    ks[TypeId::Q5_K].quantize = fast_or_ref<quantize_q5_K<V>, ref::quantize_row_q5_K>;
+    ks[TypeId::Q4_K].quantize = fast_or_ref<quantize_q4_K<V, Pack<V, 4>>, ref::quantize_row_q4_K>;
+    ks[TypeId::Q5_K].quantize = fast_or_ref<quantize_q5_K<V, Pack<V, 4>>, ref::quantize_row_q5_K>;
     ks[TypeId::Q6_K].quantize = fast_or_ref<quantize_q6_K<V, Pack<V, 4>>, ref::quantize_row_q6_K>;
     // Types that ignore importance weights.
     ks[TypeId::Q8_0].quantize = fast_only<quantize_q8_0<V>>;
