@@ -103,6 +103,15 @@ inline float first_absmax(const float* x, const typename V::F* v, int nv) {
     return x[k * V::N + first_lane<V>(V::bits(V::abs(v[k]) == am))];
 }
 
+// Prefetches the 64-byte lines of [p + ahead, p + ahead + n) floats. The
+// legacy quantizers do little work per byte; with the next blocks' data
+// requested early they run at their in-cache speed on rows streamed from
+// memory (2 KB ahead measured best, 256 B to 8 KB all help).
+template <class V>
+inline void prefetch_ahead(const float* p, int n, int ahead = 512) {
+    for (int i = 0; i < n; i += 16) __builtin_prefetch(p + ahead + i);
+}
+
 // Quantize one row with the fast path, or with the reference when importance
 // weights are given (the weighted searches are not vectorized).
 template <void (*Fast)(const float*, void*, int64_t), quantize_row_fn Ref>

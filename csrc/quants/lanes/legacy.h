@@ -59,6 +59,7 @@ inline void quant_sym_block(const float* xb, uint16_t& d_out, uint8_t* qs, uint8
     constexpr int NV = QK4_0 / V::N, HALF = NV / 2;
     constexpr int kLevels = 1 << (kBits - 1);  // 8 or 16
     F v[NV];
+    prefetch_ahead<V>(xb, QK4_0);
     for (int k = 0; k < NV; ++k) v[k] = V::load(xb + k * V::N);
     const float max = first_absmax<V>(xb, v, NV);
     const float d = max / static_cast<float>(-kLevels);
@@ -89,6 +90,7 @@ inline void quant_affine_block(const float* xb, uint16_t& d_out, uint16_t& m_out
     using I = typename V::I;
     constexpr int NV = QK4_1 / V::N, HALF = NV / 2;
     F v[NV];
+    prefetch_ahead<V>(xb, QK4_1);
     for (int k = 0; k < NV; ++k) v[k] = V::load(xb + k * V::N);
     float mn, mx;
     first_min_max<V>(xb, v, NV, mn, mx);
@@ -178,6 +180,7 @@ void quantize_q8_0(const float* x, void* vy, int64_t n) {
     auto* y = static_cast<block_q8_0*>(vy);
     for (int64_t i = 0; i < n / QK8_0; ++i) {
         const float* xb = x + i * QK8_0;
+        prefetch_ahead<V>(xb, QK8_0);
         typename V::F v[QK8_0 / V::N];
         for (int k = 0; k < QK8_0 / V::N; ++k) v[k] = V::load(xb + k * V::N);
         if (any_nan<V>(v, QK8_0 / V::N)) {
@@ -193,6 +196,7 @@ void quantize_q8_1(const float* x, void* vy, int64_t n) {
     auto* y = static_cast<block_q8_1*>(vy);
     for (int64_t i = 0; i < n / QK8_1; ++i) {
         const float* xb = x + i * QK8_1;
+        prefetch_ahead<V>(xb, QK8_1);
         typename V::F v[QK8_1 / V::N];
         for (int k = 0; k < QK8_1 / V::N; ++k) v[k] = V::load(xb + k * V::N);
         if (any_nan<V>(v, QK8_1 / V::N)) {
@@ -214,6 +218,7 @@ void quantize_q8_K(const float* x, void* vy, int64_t n) {
     auto* y = static_cast<block_q8_K*>(vy);
     for (int64_t i = 0; i < n / QK_K; ++i) {
         const float* xb = x + i * QK_K;
+        prefetch_ahead<V>(xb, QK_K, 1024);
         F v[NV];
         for (int k = 0; k < NV; ++k) v[k] = V::load(xb + k * V::N);
         const float max = first_absmax<V>(xb, v, NV);  // `if (ax > amax)`: same rule
