@@ -102,13 +102,31 @@ def test_isa_quantize_is_byte_identical(info, isa):
                                       err_msg=f"{isa}/{info.name}/{case}: dequantize differs")
 
 
+def _imatrices(n: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(n)
+    w = {"random": (rng.random(n) + 0.01).astype(np.float32),
+         "ones": np.ones(n, np.float32),
+         "spiky": (rng.random(n) ** 8 * 1e4).astype(np.float32),
+         "tiny": (rng.random(n) * 1e-30).astype(np.float32)}
+    z = w["random"].copy()
+    z[::3] = 0                          # columns of zero importance
+    w["some_zero"] = z
+    w["all_zero"] = np.zeros(n, np.float32)
+    return w
+
+
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("info", [t for t in TYPES if t.uses_imatrix], ids=lambda t: t.name)
 def test_isa_quantize_with_imatrix_is_byte_identical(info, isa):
-    x = _cases(info.block_size)["random_0"]
-    w = (np.random.default_rng(5).random(x.shape[1]) + 0.01).astype(np.float32)
-    _assert_same(kquants.quantize_array(x, info.name, imatrix=w, isa=isa),
-                 kquants.quantize_array(x, info.name, imatrix=w, isa="generic"), f"{isa}/{info.name}/imatrix")
+    cases = _cases(info.block_size)
+    for case in ("random_0", "random_1", "magnitudes", "signed_zeros", "spikes", "zeros", "constant",
+                 "non_finite", "one_block", "many_blocks"):
+        x = cases[case]
+        for wname, w in _imatrices(x.shape[1]).items():
+            with np.errstate(all="ignore"):
+                ref = kquants.quantize_array(x, info.name, imatrix=w, isa="generic")
+                q = kquants.quantize_array(x, info.name, imatrix=w, isa=isa)
+            _assert_same(q, ref, f"{isa}/{info.name}/{case}/imatrix {wname}")
 
 
 @pytest.mark.parametrize("isa", ISAS)

@@ -12,18 +12,19 @@ namespace kq::isa_avx512 {
 void register_quantizers(KernelSet& ks) {
     using V = V512;
     using namespace kq::lanes;
-    // Pack<V, 4>: the searches run four vectors of sub-blocks side by side,
-    // so the end of one trial's sums overlaps the next trial's work.
-    // Types whose reference honours importance weights: weighted rows take the reference.
+    // Legacy types: rows with importance weights take the reference.
     ks[TypeId::Q4_0].quantize = fast_or_ref<quantize_q4_0<V>, ref::quantize_row_q4_0>;
     ks[TypeId::Q4_1].quantize = fast_or_ref<quantize_q4_1<V>, ref::quantize_row_q4_1>;
     ks[TypeId::Q5_0].quantize = fast_or_ref<quantize_q5_0<V>, ref::quantize_row_q5_0>;
     ks[TypeId::Q5_1].quantize = fast_or_ref<quantize_q5_1<V>, ref::quantize_row_q5_1>;
-    ks[TypeId::Q2_K].quantize = fast_or_ref<quantize_q2_K<V, Pack<V, 4>>, ref::quantize_row_q2_K>;
-    ks[TypeId::Q3_K].quantize = fast_or_ref<quantize_q3_K<V>, ref::quantize_row_q3_K>;
-    ks[TypeId::Q4_K].quantize = fast_or_ref<quantize_q4_K<V, Pack<V, 4>>, ref::quantize_row_q4_K>;
-    ks[TypeId::Q5_K].quantize = fast_or_ref<quantize_q5_K<V, Pack<V, 4>>, ref::quantize_row_q5_K>;
-    ks[TypeId::Q6_K].quantize = fast_or_ref<quantize_q6_K<V, Pack<V, 4>>, ref::quantize_row_q6_K>;
+    // k-quants, with and without importance weights. Pack<V, 4>: the
+    // searches run four vectors of sub-blocks side by side, so the end of
+    // one trial's sums overlaps the next trial's work.
+    ks[TypeId::Q2_K].quantize = quantize_q2_K<V, Pack<V, 4>>;
+    ks[TypeId::Q3_K].quantize = quantize_q3_K<V>;
+    ks[TypeId::Q4_K].quantize = quantize_q4_K<V, Pack<V, 4>>;
+    ks[TypeId::Q5_K].quantize = quantize_q5_K<V, Pack<V, 4>>;
+    ks[TypeId::Q6_K].quantize = quantize_q6_K<V, Pack<V, 4>>;
     // Types that ignore importance weights.
     ks[TypeId::Q8_0].quantize = fast_only<quantize_q8_0<V>>;
     ks[TypeId::Q8_1].quantize = fast_only<quantize_q8_1<V>>;

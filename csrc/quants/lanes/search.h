@@ -18,12 +18,24 @@ namespace kq::lanes {
 // ggml's GROUP_MAX_EPS: a sub-block whose max |x| is below this is all zero.
 constexpr float kGroupMaxEps = 1e-15f;
 
-// make_qkx2_quants (ggml): levels 0..nmax with a free offset ("min"), scale
-// and min fitted by weighted least squares over nstep+1 trial inverse scales
-// (rmin + rdelta*is + nmax) / (max - min); keeps the trial with the smallest
-// weighted error (|diff| if use_mad, else diff^2).
+// A trial level of the asymmetric searches, from v = iscale * (x - min).
+// make_qkx2_quants: clamp(nearest_int(v), 0, nmax). make_qkx3_quants (the
+// importance-weighted variant): v > 0 ? nearest_int(MIN(v, nmax)) : 0, which
+// agrees for every |v| < 2^22 and stays defined beyond (v inf or NaN).
+template <class V, bool kQkx3>
+inline typename V::I qkx_level(typename V::F v, int nmax) {
+    if (!kQkx3) return clamp<V>(nearest_int<V>(v), 0, nmax);
+    const typename V::F fnmax = V::fset(static_cast<float>(nmax));
+    return V::select(v > V::fset(0.f), nearest_int<V>(V::select(v < fnmax, v, fnmax)), V::iset(0));
+}
+
+// make_qkx2_quants / make_qkx3_quants (ggml): levels 0..nmax with a free
+// offset ("min"), scale and min fitted by weighted least squares over nstep+1
+// trial inverse scales (rmin + rdelta*is + nmax) / (max - min); keeps the
+// trial with the smallest weighted error (|diff| if use_mad, else diff^2).
+// qkx3 also treats max <= min (not only max == min) as flat.
 // Out: scale (0 for flat lanes), the_min (= -min) and L[i] in 0..nmax.
-template <class V, int n, bool use_mad>
+template <class V, int n, bool use_mad, bool kQkx3 = false>
 inline void qkx2_search(const typename V::F* x, const typename V::F* w, int nmax, float rmin, float rdelta,
                         int nstep, typename V::F& scale_out, typename V::F& the_min_out, typename V::I* L) {
     using F = typename V::F;
@@ -40,7 +52,7 @@ inline void qkx2_search(const typename V::F* x, const typename V::F* w, int nmax
         sum_x = sum_x + w[i] * x[i];
     }
     mn = V::select(mn > zero, zero, mn);
-    const M flat = mx == mn;
+    const M flat = kQkx3 ? mx <= mn : mx == mn;
     const F flat_min = mn;  // what a flat lane returns (ggml returns before the search)
 
     auto err = [&](F diff) { return use_mad ? V::abs(diff) : diff * diff; };
@@ -54,6 +66,7 @@ inline void qkx2_search(const typename V::F* x, const typename V::F* w, int nmax
         best_error = best_error + w[i] * err(diff);
     }
     F best_iscale = iscale, best_offset = mn;  // inputs that produced the kept L
+    M from_trial = V::none_set();               // ... and by which level rule
 
     F lf[n];
     for (int is = 0; is <= nstep; ++is) {
@@ -61,7 +74,7 @@ inline void qkx2_search(const typename V::F* x, const typename V::F* w, int nmax
         const F trial = V::fset(num) / (mx - mn);
         F sum_l = zero, sum_l2 = zero, sum_xl = zero;
         for (int i = 0; i < n; ++i) {
-            lf[i] = V::to_float(clamp<V>(nearest_int<V>(trial * (x[i] - mn)), 0, nmax));
+            lf[i] = V::to_float(qkx_level<V, kQkx3>(trial * (x[i] - mn), nmax));
             const F wl = w[i] * lf[i];
             sum_l = sum_l + wl;
             sum_l2 = sum_l2 + wl * lf[i];
@@ -82,13 +95,15 @@ inline void qkx2_search(const typename V::F* x, const typename V::F* w, int nmax
         const M better = ok & (cur_error < best_error);
         best_iscale = V::select(better, trial, best_iscale);
         best_offset = V::select(better, mn, best_offset);
+        from_trial = from_trial | better;
         best_error = V::select(better, cur_error, best_error);
         scale = V::select(better, this_scale, scale);
         mn = V::select(better, this_min, mn);
     }
     const I izero = V::iset(0);
     for (int i = 0; i < n; ++i) {
-        const I l = clamp<V>(nearest_int<V>(best_iscale * (x[i] - best_offset)), 0, nmax);
+        const F v = best_iscale * (x[i] - best_offset);
+        const I l = V::select(from_trial, qkx_level<V, kQkx3>(v, nmax), qkx_level<V, false>(v, nmax));
         L[i] = V::select(flat, izero, l);
     }
     scale_out = V::select(flat, zero, scale);
@@ -108,8 +123,8 @@ inline void lane_absmax(const typename V::F* x, typename V::F& amax, typename V:
     }
 }
 
-// make_qx_quants (ggml) with rmse_type 1 and no importance weights
-// (w = x^2): symmetric levels -nmax..nmax-1, trial inverse scales
+// make_qx_quants (ggml) with rmse_type 1: weights qw, or w = x^2 without
+// (qw null): symmetric levels -nmax..nmax-1, trial inverse scales
 // -(nmax + 0.1*is)/max for is = -9..9, keeping the one that maximises
 // sumlx^2/suml2. Out: scale (0 for all-zero lanes) and L[i] = level + nmax.
 // kFinite (all x finite): |trial * x| <= (nmax + 0.9) * |x| / |max| < 34 in
@@ -138,7 +153,8 @@ inline typename V::F level(typename V::F p, int lo, int hi) {
 }
 
 template <class V, int n, bool kFinite>
-inline void qx_search(const typename V::F* x, int nmax, typename V::F& scale_out, typename V::I* L) {
+inline void qx_search(const typename V::F* x, int nmax, typename V::F& scale_out, typename V::I* L,
+                      const typename V::F* qw = nullptr) {
     using F = typename V::F;
     using I = typename V::I;
     using M = typename V::M;
@@ -149,7 +165,7 @@ inline void qx_search(const typename V::F* x, int nmax, typename V::F& scale_out
 
     F w[n], wx[n];
     for (int i = 0; i < n; ++i) {
-        w[i] = x[i] * x[i];
+        w[i] = qw ? qw[i] : x[i] * x[i];
         wx[i] = w[i] * x[i];  // w*x[i]*l evaluates (w*x[i])*l
     }
     F iscale = V::fset(static_cast<float>(-nmax)) / max;
