@@ -4,19 +4,19 @@
 #include "isa/avx512/lanes512.h"
 #include "quants/lanes/kquants.h"
 #include "quants/lanes/legacy.h"
+#include "quants/lanes/legacy_imatrix.h"
 #include "quants/lanes/pack.h"
-#include "quants/ref.h"
 
 namespace kq::isa_avx512 {
 
 void register_quantizers(KernelSet& ks) {
     using V = V512;
     using namespace kq::lanes;
-    // Legacy types: rows with importance weights take the reference.
-    ks[TypeId::Q4_0].quantize = fast_or_ref<quantize_q4_0<V>, ref::quantize_row_q4_0>;
-    ks[TypeId::Q4_1].quantize = fast_or_ref<quantize_q4_1<V>, ref::quantize_row_q4_1>;
-    ks[TypeId::Q5_0].quantize = fast_or_ref<quantize_q5_0<V>, ref::quantize_row_q5_0>;
-    ks[TypeId::Q5_1].quantize = fast_or_ref<quantize_q5_1<V>, ref::quantize_row_q5_1>;
+    // Legacy types: plain rows and importance-weighted rows.
+    ks[TypeId::Q4_0].quantize = fast_or_weighted<quantize_q4_0<V>, quantize_sym_weighted<V, Pack<V, 4>, 4, block_q4_0>>;
+    ks[TypeId::Q4_1].quantize = fast_or_weighted<quantize_q4_1<V>, quantize_affine_weighted<V, Pack<V, 4>, 4, block_q4_1>>;
+    ks[TypeId::Q5_0].quantize = fast_or_weighted<quantize_q5_0<V>, quantize_sym_weighted<V, Pack<V, 4>, 5, block_q5_0>>;
+    ks[TypeId::Q5_1].quantize = fast_or_weighted<quantize_q5_1<V>, quantize_affine_weighted<V, Pack<V, 4>, 5, block_q5_1>>;
     // k-quants, with and without importance weights. Pack<V, 4>: the
     // searches run four vectors of sub-blocks side by side, so the end of
     // one trial's sums overlaps the next trial's work.

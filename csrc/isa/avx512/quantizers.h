@@ -1,6 +1,6 @@
 // Fast quantizers of this ISA (lane templates in csrc/quants/lanes/,
 // instantiated with this folder's vector type). Byte-identical to the
-// reference; rows with importance weights go to the reference.
+// reference quantizers, with and without importance weights.
 #pragma once
 #include "core/kernels.h"
 

@@ -219,17 +219,6 @@ void quantize_q2_K(const float* x, void* vy, int64_t n, const float* qw) {
 template <class V>
 constexpr int kQ3Super = 4 * V::N / 16 > 0 ? 4 * V::N / 16 : 1;
 
-// make_qx_quants over lanes, rounding in float when the data is finite (see qx_search).
-template <class V, int n>
-inline void qx_search_any(const typename V::F* xt, int nmax, typename V::F& s, typename V::I* L,
-                          const typename V::F* wt) {
-    if (all_finite<V, n>(xt)) {
-        qx_search<V, n, true>(xt, nmax, s, L, wt);
-    } else {
-        qx_search<V, n, false>(xt, nmax, s, L, wt);
-    }
-}
-
 template <class V>
 void quantize_q3_K(const float* x, void* vy, int64_t n, const float* qw) {
     using C = Chunk<V, 16, 16, kQ3Super<V>>;

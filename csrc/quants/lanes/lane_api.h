@@ -112,12 +112,12 @@ inline void prefetch_ahead(const float* p, int n, int ahead = 512) {
     for (int i = 0; i < n; i += 16) __builtin_prefetch(p + ahead + i);
 }
 
-// Quantize one row with the fast path, or with the reference when importance
-// weights are given (the weighted searches are not vectorized).
-template <void (*Fast)(const float*, void*, int64_t), quantize_row_fn Ref>
-void fast_or_ref(const float* x, void* y, int64_t n, const float* imatrix) {
+// Quantize one row with the plain path, or with the importance-weighted one
+// when an imatrix is given.
+template <void (*Fast)(const float*, void*, int64_t), quantize_row_fn Weighted>
+void fast_or_weighted(const float* x, void* y, int64_t n, const float* imatrix) {
     if (imatrix) {
-        Ref(x, y, n, imatrix);
+        Weighted(x, y, n, imatrix);
     } else {
         Fast(x, y, n);
     }

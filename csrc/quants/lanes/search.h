@@ -203,4 +203,15 @@ inline void qx_search(const typename V::F* x, int nmax, typename V::F& scale_out
     scale_out = V::select(allzero, zero, scale);
 }
 
+// make_qx_quants over lanes, rounding in float when the data is finite.
+template <class V, int n>
+inline void qx_search_any(const typename V::F* xt, int nmax, typename V::F& s, typename V::I* L,
+                          const typename V::F* wt) {
+    if (all_finite<V, n>(xt)) {
+        qx_search<V, n, true>(xt, nmax, s, L, wt);
+    } else {
+        qx_search<V, n, false>(xt, nmax, s, L, wt);
+    }
+}
+
 }  // namespace kq::lanes
