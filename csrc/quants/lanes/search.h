@@ -144,27 +144,28 @@ inline bool all_finite(const typename V::F* x) {
 // guarantees |p| < 2^22, where adding and subtracting 1.5 * 2^23 rounds to
 // nearest even exactly as ggml's bit trick does, and the clamp commutes with
 // the rounding (integer bounds); otherwise the bit trick itself.
-// kInside (with kFinite): the caller also guarantees lo - 0.5 < p < hi + 0.5,
-// so the clamp cannot bite and is left out.
-template <class V, bool kFinite, bool kInside = false>
+// With kFinite the caller may also promise which bounds cannot bite:
+// kClamp 2 applies both, 1 only the upper (p < lo - 0.5 impossible), 0 none.
+template <class V, bool kFinite, int kClamp = 2>
 inline typename V::F level(typename V::F p, int lo, int hi) {
     if (kFinite) {
         const typename V::F magic = V::fset(12582912.f);
-        const typename V::F r = (p + magic) - magic;
-        if (kInside) return r;
-        return V::fmin(V::fmax(r, V::fset(static_cast<float>(lo))), V::fset(static_cast<float>(hi)));
+        typename V::F r = (p + magic) - magic;
+        if (kClamp >= 2) r = V::fmax(r, V::fset(static_cast<float>(lo)));
+        if (kClamp >= 1) r = V::fmin(r, V::fset(static_cast<float>(hi)));
+        return r;
     }
     return V::to_float(clamp<V>(nearest_int<V>(p), lo, hi));
 }
 
 // sumlx = sum w*x*l and suml2 = sum w*l*l of the levels at inverse scale trial.
-template <class V, int n, bool kFinite, bool kInside>
+template <class V, int n, bool kFinite, int kClamp>
 inline void qx_sums(const typename V::F* x, const typename V::F* w, const typename V::F* wx, typename V::F trial,
                     int nmax, typename V::F& sumlx, typename V::F& suml2) {
     sumlx = V::fset(0.f);
     suml2 = V::fset(0.f);
     for (int i = 0; i < n; ++i) {
-        const typename V::F l = level<V, kFinite, kInside>(trial * x[i], -nmax, nmax - 1);
+        const typename V::F l = level<V, kFinite, kClamp>(trial * x[i], -nmax, nmax - 1);
         sumlx = sumlx + wx[i] * l;
         suml2 = suml2 + w[i] * l * l;
     }
@@ -201,11 +202,15 @@ inline void qx_search(const typename V::F* x, int nmax, typename V::F& scale_out
         const float num = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is));
         const F trial = V::fset(num) / max;
         // |trial * x| <= |num| (1 + 2^-22) in the lanes that count (see
-        // above): below nmax - 0.5 no level reaches the clamp.
-        if (kFinite && std::fabs(num) * (1.f + 0x1p-20f) < static_cast<float>(nmax) - 0.5f) {
-            qx_sums<V, n, kFinite, true>(x, w, wx, trial, nmax, sumlx, suml2);
+        // above): no level reaches the upper clamp nmax - 1 while that is
+        // below nmax - 0.5, nor the lower one -nmax while below nmax + 0.5.
+        const float reach = std::fabs(num) * (1.f + 0x1p-20f);
+        if (!kFinite || reach >= static_cast<float>(nmax) + 0.5f) {
+            qx_sums<V, n, kFinite, 2>(x, w, wx, trial, nmax, sumlx, suml2);
+        } else if (reach >= static_cast<float>(nmax) - 0.5f) {
+            qx_sums<V, n, kFinite, 1>(x, w, wx, trial, nmax, sumlx, suml2);
         } else {
-            qx_sums<V, n, kFinite, false>(x, w, wx, trial, nmax, sumlx, suml2);
+            qx_sums<V, n, kFinite, 0>(x, w, wx, trial, nmax, sumlx, suml2);
         }
         const M better = (suml2 > zero) & (sumlx * sumlx > best * suml2);
         const F new_scale = sumlx / suml2;
