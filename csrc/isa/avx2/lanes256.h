@@ -116,7 +116,7 @@ struct V256 {
     static F sqrt(F a) { return {_mm256_sqrt_ps(a.v)}; }
     static F select(M m, F t, F f) { return {_mm256_blendv_ps(f.v, t.v, _mm256_castsi256_ps(m.m))}; }
     static I select(M m, I t, I f) { return {_mm256_blendv_epi8(f.v, t.v, m.m)}; }
-    // min / max as minps / maxps (callers pass finite values).
+    // min / max as minps / maxps: a < b ? a : b (resp. >), b when either is NaN.
     static F fmin(F a, F b) { return {_mm256_min_ps(a.v, b.v)}; }
     static F fmax(F a, F b) { return {_mm256_max_ps(a.v, b.v)}; }
     static I min(I a, I b) { return {_mm256_min_epi32(a.v, b.v)}; }

@@ -109,7 +109,7 @@ struct V512 {
     static F sqrt(F a) { return {_mm512_sqrt_ps(a.v)}; }        // correctly rounded, as sqrtf
     static F select(M m, F t, F f) { return {_mm512_mask_blend_ps(m.m, f.v, t.v)}; }
     static I select(M m, I t, I f) { return {_mm512_mask_blend_epi32(m.m, f.v, t.v)}; }
-    // min / max as minps / maxps (callers pass finite values).
+    // min / max as minps / maxps: a < b ? a : b (resp. >), b when either is NaN.
     static F fmin(F a, F b) { return {_mm512_min_ps(a.v, b.v)}; }
     static F fmax(F a, F b) { return {_mm512_max_ps(a.v, b.v)}; }
     static I min(I a, I b) { return {_mm512_min_epi32(a.v, b.v)}; }

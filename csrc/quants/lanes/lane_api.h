@@ -26,7 +26,7 @@
 //   gather_idx(base, I idx)   lane j = 4-byte element idx[j] of base;  mask_from_bits(uint32)
 //   store_u8 / store_u16      low 8 / 16 bits of each lane, N consecutive outputs
 //   abs neg sqrt select(m,t,f) min max (int) to_float trunc_to_int (cvtt: 0x80000000 if out of range)
-//   fmin fmax                 minps / maxps (callers pass finite values)
+//   fmin fmax                 minps / maxps: a < b ? a : b, so b when either is NaN
 //   as_int as_float (bit casts)   test(I, bits) -> M (lane & bits != 0)
 //   any(M) bits(M) (lane mask, lane 0 = bit 0) none_set() all_set()
 //   hmax(F) (NaN-free input) hsum(I)

@@ -11,6 +11,7 @@
 #pragma once
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "quants/lanes/lane_api.h"
 
@@ -28,6 +29,17 @@ inline typename V::I qkx_level(typename V::F v, int nmax) {
     if (!kQkx3) return clamp<V>(nearest_int<V>(v), 0, nmax);
     const typename V::F fnmax = V::fset(static_cast<float>(nmax));
     return V::select(v > V::fset(0.f), nearest_int<V>(V::select(v < fnmax, v, fnmax)), V::iset(0));
+}
+
+// The same level as a float by rounding in float: (v + 1.5*2^23) - 1.5*2^23
+// is round-to-nearest-even(v) for |v| < 2^22 and keeps v's order beyond, and
+// fmax/fmin (maxps/minps: the second operand when the first is NaN) clamp to
+// [0, nmax]. That equals the qkx3 level for every v (NaN and +-inf give 0
+// and nmax, as there), and the qkx2 level whenever |v| < 2^22.
+template <class V>
+inline typename V::F qkx_level_f(typename V::F v, int nmax) {
+    const typename V::F magic = V::fset(12582912.f);
+    return V::fmin(V::fmax((v + magic) - magic, V::fset(0.f)), V::fset(static_cast<float>(nmax)));
 }
 
 // make_qkx2_quants / make_qkx3_quants (ggml): levels 0..nmax with a free
@@ -52,6 +64,7 @@ inline void qkx2_search(const typename V::F* x, const typename V::F* w, int nmax
         sum_w = sum_w + w[i];
         sum_x = sum_x + w[i] * x[i];
     }
+    const F xmin = mn;
     mn = V::select(mn > zero, zero, mn);
     const M flat = kQkx3 ? mx <= mn : mx == mn;
     const F flat_min = mn;  // what a flat lane returns (ggml returns before the search)
@@ -70,16 +83,37 @@ inline void qkx2_search(const typename V::F* x, const typename V::F* w, int nmax
     M from_trial = V::none_set();               // ... and by which level rule
 
     F lf[n];
-    for (int is = 0; is <= nstep; ++is) {
-        const float num = rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax);
-        const F trial = V::fset(num) / (mx - mn);
-        F sum_l = zero, sum_l2 = zero, sum_xl = zero;
+    F sum_l, sum_l2, sum_xl;
+    // Levels and weighted sums of one trial; kFloat: levels by qkx_level_f.
+    auto trial_sums = [&](F trial, auto float_levels) {
+        constexpr bool kFloat = decltype(float_levels)::value;
+        sum_l = zero;
+        sum_l2 = zero;
+        sum_xl = zero;
         for (int i = 0; i < n; ++i) {
-            lf[i] = V::to_float(qkx_level<V, kQkx3>(trial * (x[i] - mn), nmax));
+            const F v = trial * (x[i] - mn);
+            lf[i] = kFloat ? qkx_level_f<V>(v, nmax) : V::to_float(qkx_level<V, kQkx3>(v, nmax));
             const F wl = w[i] * lf[i];
             sum_l = sum_l + wl;
             sum_l2 = sum_l2 + wl * lf[i];
             sum_xl = sum_xl + wl * x[i];
+        }
+    };
+    const F two21 = V::fset(2097152.f);  // 2^21: |v| below it rounds alike both ways
+    for (int is = 0; is <= nstep; ++is) {
+        const float num = rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax);
+        const F trial = V::fset(num) / (mx - mn);
+        bool use_float = kQkx3;
+        if (!kQkx3) {
+            // |x - mn| <= max(mx - mn, mn - xmin) (rounding is monotonic), so
+            // |v| <= trial * that; flat lanes are discarded anyway.
+            const F reach = trial * V::select(mx - mn > mn - xmin, mx - mn, mn - xmin);
+            use_float = !V::any(~(flat | (reach < two21)));
+        }
+        if (use_float) {
+            trial_sums(trial, std::true_type{});
+        } else {
+            trial_sums(trial, std::false_type{});
         }
         const F D = sum_w * sum_l2 - sum_l * sum_l;
         const M ok = D > zero;
