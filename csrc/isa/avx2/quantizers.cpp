@@ -13,18 +13,18 @@ void register_quantizers(KernelSet& ks) {
     using V = V256;
     using namespace kq::lanes;
     // Legacy types: plain rows and importance-weighted rows.
-    ks[TypeId::Q4_0].quantize = fast_or_weighted<quantize_q4_0<V>, quantize_sym_weighted<V, Pack<V, 4>, 4, block_q4_0>>;
-    ks[TypeId::Q4_1].quantize = fast_or_weighted<quantize_q4_1<V>, quantize_affine_weighted<V, Pack<V, 4>, 4, block_q4_1>>;
-    ks[TypeId::Q5_0].quantize = fast_or_weighted<quantize_q5_0<V>, quantize_sym_weighted<V, Pack<V, 4>, 5, block_q5_0>>;
-    ks[TypeId::Q5_1].quantize = fast_or_weighted<quantize_q5_1<V>, quantize_affine_weighted<V, Pack<V, 4>, 5, block_q5_1>>;
-    // k-quants, with and without importance weights. Pack<V, 4>: the
+    ks[TypeId::Q4_0].quantize = fast_or_weighted<quantize_q4_0<V>, quantize_sym_weighted<V, Pack<V, 2>, 4, block_q4_0>>;
+    ks[TypeId::Q4_1].quantize = fast_or_weighted<quantize_q4_1<V>, quantize_affine_weighted<V, Pack<V, 2>, 4, block_q4_1>>;
+    ks[TypeId::Q5_0].quantize = fast_or_weighted<quantize_q5_0<V>, quantize_sym_weighted<V, Pack<V, 2>, 5, block_q5_0>>;
+    ks[TypeId::Q5_1].quantize = fast_or_weighted<quantize_q5_1<V>, quantize_affine_weighted<V, Pack<V, 2>, 5, block_q5_1>>;
+    // k-quants, with and without importance weights. Pack<V, 2>: the
     // searches run four vectors of sub-blocks side by side, so the end of
     // one trial's sums overlaps the next trial's work.
-    ks[TypeId::Q2_K].quantize = quantize_q2_K<V, Pack<V, 4>>;
+    ks[TypeId::Q2_K].quantize = quantize_q2_K<V, Pack<V, 2>>;
     ks[TypeId::Q3_K].quantize = quantize_q3_K<V>;
-    ks[TypeId::Q4_K].quantize = quantize_q4_K<V, Pack<V, 4>>;
-    ks[TypeId::Q5_K].quantize = quantize_q5_K<V, Pack<V, 4>>;
-    ks[TypeId::Q6_K].quantize = quantize_q6_K<V, Pack<V, 4>>;
+    ks[TypeId::Q4_K].quantize = quantize_q4_K<V, Pack<V, 2>>;
+    ks[TypeId::Q5_K].quantize = quantize_q5_K<V, Pack<V, 2>>;
+    ks[TypeId::Q6_K].quantize = quantize_q6_K<V, Pack<V, 2>>;
     // Types that ignore importance weights.
     ks[TypeId::Q8_0].quantize = fast_only<quantize_q8_0<V>>;
     ks[TypeId::Q8_1].quantize = fast_only<quantize_q8_1<V>>;
