@@ -5,7 +5,6 @@
 #include "quants/lanes/kquants.h"
 #include "quants/lanes/legacy.h"
 #include "quants/lanes/legacy_imatrix.h"
-#include "quants/lanes/pack.h"
 
 namespace kq::isa_avx512 {
 
@@ -19,12 +18,13 @@ void register_quantizers(KernelSet& ks) {
     ks[TypeId::Q5_1].quantize = fast_or_weighted<quantize_q5_1<V>, quantize_affine_weighted<V, Pack<V, 4>, 5, block_q5_1>>;
     // k-quants, with and without importance weights. Pack<V, 4>: the
     // searches run four vectors of sub-blocks side by side, so the end of
-    // one trial's sums overlaps the next trial's work.
-    ks[TypeId::Q2_K].quantize = quantize_q2_K<V, Pack<V, 4>>;
+    // one trial's sums overlaps the next trial's work (short rows: see
+    // quantize_split).
+    ks[TypeId::Q2_K].quantize = quantize_split<V, Q2K, 4>;
     ks[TypeId::Q3_K].quantize = quantize_q3_K<V>;
-    ks[TypeId::Q4_K].quantize = quantize_q4_K<V, Pack<V, 4>>;
-    ks[TypeId::Q5_K].quantize = quantize_q5_K<V, Pack<V, 4>>;
-    ks[TypeId::Q6_K].quantize = quantize_q6_K<V, Pack<V, 4>>;
+    ks[TypeId::Q4_K].quantize = quantize_split<V, Q4K, 4>;
+    ks[TypeId::Q5_K].quantize = quantize_split<V, Q5K, 4>;
+    ks[TypeId::Q6_K].quantize = quantize_split<V, Q6K, 4>;
     // Types that ignore importance weights.
     ks[TypeId::Q8_0].quantize = fast_only<quantize_q8_0<V>>;
     ks[TypeId::Q8_1].quantize = fast_only<quantize_q8_1<V>>;

@@ -22,6 +22,7 @@
 #include "quants/kquant_search.h"
 #include "quants/lanes/kchunk.h"
 #include "quants/lanes/lane_api.h"
+#include "quants/lanes/pack.h"
 #include "quants/lanes/q3_search.h"
 #include "quants/lanes/search.h"
 
@@ -226,21 +227,17 @@ void quantize_q3_K(const float* x, void* vy, int64_t n, const float* qw) {
     // Plain: make_q3_quants with the lanes compacted after the first sweep.
     auto search_plain = [](const float* xc, int nsb, C& c) {
         constexpr int G = C::kGroups;
+        const int ng = (nsb * 16 + V::N - 1) / V::N;  // vectors holding sub-blocks
         Q3Lanes<V, 16> st[G];
-        for (int g = 0; g < G; ++g) {
+        for (int g = 0; g < ng; ++g) {
             F xt[16];
-            const int lanes = std::max(0, std::min(V::N, nsb * 16 - g * V::N));
-            if (lanes > 0) {
-                load_transposed<V, 16>(xc + static_cast<int64_t>(g) * V::N * 16, lanes, xt);
-            } else {
-                for (auto& v : xt) v = V::fset(0.f);
-            }
+            load_transposed<V, 16>(xc + static_cast<int64_t>(g) * V::N * 16, std::min(V::N, nsb * 16 - g * V::N), xt);
             for (int i = 0; i < 16; ++i) V::store(st[g].x[i], xt[i]);
         }
         F scale[G];
         typename V::I L[G][16];
-        q3_search_groups<V, 16, G>(st, 4, scale, L);
-        for (int g = 0; g < G; ++g) {
+        q3_search_groups<V, 16, G>(st, ng, 4, scale, L);
+        for (int g = 0; g < ng; ++g) {
             V::store(c.scale + g * V::N, scale[g]);
             for (int i = 0; i < 16; ++i) V::store_i32(c.L[g][i], L[g][i]);
         }
@@ -345,6 +342,39 @@ void quantize_q6_K(const float* x, void* vy, int64_t n, const float* qw) {
             }
     };
     quantize_k<VS, 16, 16, block_q6_K>(x, qw, kRawImatrix, vy, n, search, finish);
+}
+
+// ---- Whole rows ------------------------------------------------------------------
+
+// run<VS>(...) quantizes a row with search lanes VS (V or a Pack of V).
+#define KQ_K_TYPE(NAME, FN, NSUB, BLOCK)                                               \
+    template <class V>                                                                 \
+    struct NAME {                                                                      \
+        static constexpr int kNsub = NSUB;                                             \
+        using Block = BLOCK;                                                           \
+        template <class VS>                                                            \
+        static void run(const float* x, void* y, int64_t n, const float* qw) {         \
+            FN<V, VS>(x, y, n, qw);                                                    \
+        }                                                                              \
+    };
+KQ_K_TYPE(Q2K, quantize_q2_K, 16, block_q2_K)
+KQ_K_TYPE(Q4K, quantize_q4_K, 8, block_q4_K)
+KQ_K_TYPE(Q5K, quantize_q5_K, 8, block_q5_K)
+KQ_K_TYPE(Q6K, quantize_q6_K, 16, block_q6_K)
+#undef KQ_K_TYPE
+
+// A row in chunks of Pack<V, K> as far as they are full, the remaining
+// super-blocks on V alone: a Pack chunk spans K times the super-blocks, and
+// a short row (a few super-blocks) would leave most of its lanes empty.
+template <class V, template <class> class T, int K>
+void quantize_split(const float* x, void* y, int64_t n, const float* qw) {
+    using Type = T<V>;
+    constexpr int64_t kBig = Chunk<Pack<V, K>, 1, Type::kNsub>::kSuper;
+    const int64_t nb = n / QK_K, head = nb / kBig * kBig;
+    if (head) Type::template run<Pack<V, K>>(x, y, head * QK_K, qw);
+    if (nb > head)
+        Type::template run<V>(x + head * QK_K, static_cast<typename Type::Block*>(y) + head, (nb - head) * QK_K,
+                              qw ? qw + head * QK_K : nullptr);
 }
 
 }  // namespace kq::lanes

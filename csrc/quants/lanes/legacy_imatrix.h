@@ -17,26 +17,28 @@
 
 namespace kq::lanes {
 
-// Runs search(xt, wt, scale, min, L) over groups of V::N blocks of 32 and
-// calls pack(block index, scale lane value, min lane value, levels of the
-// block) for each block.
-template <class V, class Search, class Pack>
-inline void weighted_blocks32(const float* x, const float* qw, int64_t n, Search search, Pack pack) {
+// Blocks [b_begin, b_end) of 32 of a weighted row, V::N per vector (V may be
+// a Pack): kAffine ? make_qkx3_quants with nmax (rmin -0.9, rdelta 0.05, 36
+// steps: (nmax - 0.9 .. nmax + 0.9)/range) : make_qx_quants with nmax. Calls
+// pack(block index, scale, the_min, levels of the block) for each block.
+template <class V, bool kAffine, int kNmax, class Pack>
+inline void weighted_blocks32(const float* x, const float* qw, int64_t b_begin, int64_t b_end, float sigma2,
+                              Pack pack) {
     using F = typename V::F;
-    // sigma2: sum of x^2 over the row, left to right, over n.
-    float sumsq = 0.f;
-    for (int64_t i = 0; i < n; ++i) sumsq += x[i] * x[i];
-    const F sigma2 = V::fset(sumsq / static_cast<float>(n));
-    const int64_t nb = n / 32;
-    for (int64_t b0 = 0; b0 < nb; b0 += V::N) {
-        const int lanes = static_cast<int>(std::min<int64_t>(V::N, nb - b0));
+    const F s2 = V::fset(sigma2);
+    for (int64_t b0 = b_begin; b0 < b_end; b0 += V::N) {
+        const int lanes = static_cast<int>(std::min<int64_t>(V::N, b_end - b0));
         F xt[32], wt[32];
         load_transposed<V, 32>(x + b0 * 32, lanes, xt);
         load_transposed<V, 32>(qw + b0 * 32, lanes, wt);
-        for (int i = 0; i < 32; ++i) wt[i] = wt[i] * V::sqrt(sigma2 + xt[i] * xt[i]);
+        for (int i = 0; i < 32; ++i) wt[i] = wt[i] * V::sqrt(s2 + xt[i] * xt[i]);
         F scale = V::fset(0.f), mn = V::fset(0.f);
         typename V::I L[32];
-        search(xt, wt, scale, mn, L);
+        if constexpr (kAffine) {
+            qkx2_search<V, 32, false, true>(xt, wt, kNmax, -0.9f, 0.05f, 36, scale, mn, L);
+        } else {
+            qx_search_any<V, 32>(xt, kNmax, scale, L, wt);
+        }
         alignas(64) int32_t lv[32][V::N];
         alignas(64) float sc[V::N], mi[V::N];
         for (int i = 0; i < 32; ++i) V::store_i32(lv[i], L[i]);
@@ -48,6 +50,18 @@ inline void weighted_blocks32(const float* x, const float* qw, int64_t n, Search
             pack(b0 + l, sc[l], mi[l], q);
         }
     }
+}
+
+// A weighted row: sigma2 = (sum of x^2 over the row, left to right) / n; the
+// blocks that fill whole vectors of VS, the rest on V alone (short rows).
+template <class V, class VS, bool kAffine, int kNmax, class Pack>
+inline void weighted_row32(const float* x, const float* qw, int64_t n, Pack pack) {
+    float sumsq = 0.f;
+    for (int64_t i = 0; i < n; ++i) sumsq += x[i] * x[i];
+    const float sigma2 = sumsq / static_cast<float>(n);
+    const int64_t nb = n / 32, head = nb / VS::N * VS::N;
+    weighted_blocks32<VS, kAffine, kNmax>(x, qw, 0, head, sigma2, pack);
+    weighted_blocks32<V, kAffine, kNmax>(x, qw, head, nb, sigma2, pack);
 }
 
 // Low nibbles: byte j = level j | level j+16 << 4; Q5: bit 4 of level j in
@@ -69,8 +83,6 @@ template <class V, class VS, int kBits, class Block>
 void quantize_sym_weighted(const float* x, void* vy, int64_t n, const float* qw) {
     constexpr int kNmax = 1 << (kBits - 1);
     auto* y = static_cast<Block*>(vy);
-    auto search = [](const typename VS::F* xt, const typename VS::F* wt, typename VS::F& s, typename VS::F&,
-                     typename VS::I* L) { qx_search_any<VS, 32>(xt, kNmax, s, L, wt); };
     auto pack = [y](int64_t i, float d, float, const uint8_t* q) {
         y[i].d = V::half(d);
         if constexpr (kBits == 4) {
@@ -79,7 +91,7 @@ void quantize_sym_weighted(const float* x, void* vy, int64_t n, const float* qw)
             pack_nibbles32<V>(q, y[i].qs, y[i].qh);
         }
     };
-    weighted_blocks32<VS>(x, qw, n, search, pack);
+    weighted_row32<V, VS, false, kNmax>(x, qw, n, pack);
 }
 
 // Q4_1 / Q5_1: x = d * q + m; make_qkx3_quants with nmax 15 / 31, m = -the_min.
@@ -87,9 +99,6 @@ template <class V, class VS, int kBits, class Block>
 void quantize_affine_weighted(const float* x, void* vy, int64_t n, const float* qw) {
     constexpr int kNmax = (1 << kBits) - 1;
     auto* y = static_cast<Block*>(vy);
-    // rmin -0.9, rdelta 0.05, 36 steps: (nmax - 0.9 .. nmax + 0.9)/range.
-    auto search = [](const typename VS::F* xt, const typename VS::F* wt, typename VS::F& s, typename VS::F& m,
-                     typename VS::I* L) { qkx2_search<VS, 32, false, true>(xt, wt, kNmax, -0.9f, 0.05f, 36, s, m, L); };
     auto pack = [y](int64_t i, float d, float the_min, const uint8_t* q) {
         y[i].d = V::half(d);
         y[i].m = V::half(-the_min);
@@ -99,7 +108,7 @@ void quantize_affine_weighted(const float* x, void* vy, int64_t n, const float* 
             pack_nibbles32<V>(q, y[i].qs, y[i].qh);
         }
     };
-    weighted_blocks32<VS>(x, qw, n, search, pack);
+    weighted_row32<V, VS, true, kNmax>(x, qw, n, pack);
 }
 
 }  // namespace kq::lanes

@@ -156,25 +156,26 @@ inline void q3_compacted(Q3Lanes<V, n>* st, const int32_t* src_group, const int3
     }
 }
 
-// make_q3_quants for G vectors of sub-blocks whose x is already in st[g].x.
-// Out per group: scale (0 for all-zero lanes) and L = level + nmax.
+// make_q3_quants for the first ng of G vectors of sub-blocks, whose x is
+// already in st[g].x. Out per group: scale (0 for all-zero lanes) and
+// L = level + nmax.
 template <class V, int n, int G>
-inline void q3_search_groups(Q3Lanes<V, n>* st, int nmax, typename V::F* scale, typename V::I (*L)[n]) {
+inline void q3_search_groups(Q3Lanes<V, n>* st, int ng, int nmax, typename V::F* scale, typename V::I (*L)[n]) {
     using M = typename V::M;
     M allzero[G];
     uint32_t go_on[G];
     int total = 0;
-    for (int g = 0; g < G; ++g) {
+    for (int g = 0; g < ng; ++g) {
         go_on[g] = V::bits(q3_begin<V, n>(st[g], nmax, allzero[g]));
         total += __builtin_popcount(go_on[g]);
     }
-    if (total > (G - 1) * V::N) {
+    if (total > (ng - 1) * V::N) {
         // Nearly every lane goes on: nothing to gain from moving them.
-        for (int g = 0; g < G; ++g) q3_more_sweeps<V, n>(st[g], nmax, V::mask_from_bits(go_on[g]));
+        for (int g = 0; g < ng; ++g) q3_more_sweeps<V, n>(st[g], nmax, V::mask_from_bits(go_on[g]));
     } else if (total > 0) {
         int32_t src_group[G * V::N], src_lane[G * V::N];
         int m = 0;
-        for (int g = 0; g < G; ++g)
+        for (int g = 0; g < ng; ++g)
             for (uint32_t b = go_on[g]; b; b &= b - 1) {
                 src_group[m] = g;
                 src_lane[m] = __builtin_ctz(b);
@@ -187,7 +188,7 @@ inline void q3_search_groups(Q3Lanes<V, n>* st, int nmax, typename V::F* scale, 
     using I = typename V::I;
     const F zero = V::fset(0.f);
     const I izero = V::iset(0), off = V::iset(nmax);
-    for (int g = 0; g < G; ++g) {
+    for (int g = 0; g < ng; ++g) {
         const F sumlx = V::load(st[g].sumlx), suml2 = V::load(st[g].suml2);
         scale[g] = V::select(allzero[g], zero, V::select(suml2 > zero, sumlx / suml2, zero));
         for (int i = 0; i < n; ++i) L[g][i] = V::select(allzero[g], izero, V::load_i32(st[g].L[i]) + off);
