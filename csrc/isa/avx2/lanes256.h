@@ -55,11 +55,6 @@ struct V256 {
     static void store(float* p, F a) { _mm256_storeu_ps(p, a.v); }
     static I load_i32(const int32_t* p) { return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))}; }
     static void store_i32(int32_t* p, I a) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), a.v); }
-    // Lane j = base[j * stride].
-    static F gather(const float* base, int stride) {
-        const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
-        return {_mm256_i32gather_ps(base, idx, 4)};
-    }
     // out[c] lane r = src[r * stride + c] for r, c < 8: an 8 x 8 transpose in
     // registers (unpack 32-bit, shuffle 64-bit, swap 128-bit halves).
     // out[c] lane r = src[r * stride + c] for r < N, c < ncols (a multiple of N).

@@ -58,12 +58,6 @@ struct V512 {
     static void store(float* p, F a) { _mm512_storeu_ps(p, a.v); }
     static I load_i32(const int32_t* p) { return {_mm512_loadu_si512(p)}; }
     static void store_i32(int32_t* p, I a) { _mm512_storeu_si512(p, a.v); }
-    // Lane j = base[j * stride].
-    static F gather(const float* base, int stride) {
-        const __m512i idx = _mm512_mullo_epi32(
-            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(stride));
-        return {_mm512_i32gather_ps(idx, base, 4)};
-    }
     // out[c] lane r = src[r * stride + c] for r, c < 16: a 16 x 16 transpose in
     // registers (unpack 32-bit, unpack 64-bit, then two 128-bit shuffles).
     // out[c] lane r = src[r * stride + c] for r < N, c < ncols (a multiple of N).

@@ -19,7 +19,8 @@
 #include <cstring>
 
 #include "core/blocks.h"
-#include "quants/kquant_search.h"
+#include "quants/kquant_search.h"  // make_qp_quants, make_qx_quants (out of line; its
+                                     // inline helpers are not called from these ISA builds)
 #include "quants/lanes/kchunk.h"
 #include "quants/lanes/lane_api.h"
 #include "quants/lanes/pack.h"

@@ -21,7 +21,6 @@
 //   F < > <= >= ==            ordered compares (false on NaN) -> M;  != unordered
 //   I + - & | << >>(arith)    int32;  I == != > -> M;   M & | ~
 //   fset(float) iset(int) load store load_i32 store_i32
-//   gather(base, stride)      lane j = base[j*stride]
 //   transpose(src, stride, ncols, F* out)   out[c] lane r = src[r*stride + c], c < ncols
 //   gather_idx(base, I idx)   lane j = 4-byte element idx[j] of base;  mask_from_bits(uint32)
 //   store_u8 / store_u16      low 8 / 16 bits of each lane, N consecutive outputs

@@ -98,11 +98,6 @@ struct Pack {
     static void store_i32(int32_t* p, const I& a) {
         for (int k = 0; k < K; ++k) V::store_i32(p + k * V::N, a.v[k]);
     }
-    static F gather(const float* base, int stride) {
-        F r;
-        for (int k = 0; k < K; ++k) r.v[k] = V::gather(base + k * V::N * stride, stride);
-        return r;
-    }
 
     // out[c] lane r = src[r * stride + c] for r < N, c < ncols: part k holds
     // rows k*V::N .. (k+1)*V::N - 1.
@@ -126,7 +121,6 @@ struct Pack {
     KQ_PACK_UNARY(F, abs, F)
     KQ_PACK_UNARY(F, neg, F)
     KQ_PACK_UNARY(F, sqrt, F)
-    KQ_PACK_UNARY(F, round_even, F)
     KQ_PACK_UNARY(F, to_float, I)
     KQ_PACK_UNARY(I, trunc_to_int, F)
     KQ_PACK_UNARY(I, as_int, F)
