@@ -122,7 +122,7 @@ def test_bert_minilm_style(tmp_path):
     assert kv["general.architecture"] == "bert"
     assert kv["bert.attention.causal"] is False and kv["bert.pooling_type"] == 1   # MEAN
     assert kv["tokenizer.ggml.token_type_count"] == 2 and kv["tokenizer.ggml.model"] == "bert"
-    assert kv["tokenizer.ggml.pre"] == "bert-bge"
+    assert kv["tokenizer.ggml.pre"] == "jina-v2-en"   # what llama.cpp 0.3.36 writes for BERT uncased
     toks = kv["tokenizer.ggml.tokens"]
     assert toks[0] == "[PAD]" and toks[toks.index("\u2581the")] and "s" in toks   # phantom space form
     types = {t.name: t.type for t in gguf_source(out).tensors}
@@ -138,7 +138,10 @@ def test_bert_real_minilm(tmp_path):
     kquants.quantize(d, out, "q8_0", quiet=True)
     kv = kvs(out)
     assert kv["bert.block_count"] == 6 and kv["bert.embedding_length"] == 384 and kv["bert.pooling_type"] == 1
-    assert kv["tokenizer.ggml.pre"] == "bert-bge" and len(kv["tokenizer.ggml.tokens"]) == 30522
+    # llama.cpp 0.3.36's converter names this tokenizer jina-v2-en (same hash as bge) and writes the
+    # BertNormalizer's lowercase flag (strip_accents is null there: not written)
+    assert kv["tokenizer.ggml.pre"] == "jina-v2-en" and len(kv["tokenizer.ggml.tokens"]) == 30522
+    assert kv["tokenizer.ggml.normalizer.lowercase"] is True and "tokenizer.ggml.normalizer.strip_accents" not in kv
     types = {t.name: t.type for t in gguf_source(out).tensors}
     assert types["blk.0.attn_q.weight"] == "Q8_0" and types["position_embd.weight"] == "F32"
 

@@ -59,6 +59,54 @@ DROP_SUFFIXES = (".attention.masked_bias", ".attention.bias", ".rotary_emb.inv_f
 F32_TENSORS = (gguf.MODEL_TENSOR.POS_EMBD, gguf.MODEL_TENSOR.TOKEN_TYPES, gguf.MODEL_TENSOR.FFN_GATE_INP)
 
 
+def _heads(cfg):
+    return cfg.get("num_attention_heads")
+
+
+def _head_dim(cfg):
+    h, n = cfg.get("hidden_size"), cfg.get("num_attention_heads")
+    return h // n if h and n else None
+
+
+# What transformers' config classes fill in for keys config.json leaves out. llama.cpp's converter
+# reads the hyperparameters as AutoConfig.from_pretrained(dir).to_dict(), so a key missing from
+# config.json still reaches its GGUF with the class default (Llama's derived head_dim gives every
+# Llama file attention.key_length / value_length). Values of transformers 4.57.6, the version
+# llama.cpp's requirements pin for the converter (LlamaConfig, MistralConfig, Qwen2Config,
+# BertConfig). A callable is a default derived from other keys, also used where the value is null.
+# Unknown model types get nothing: AutoConfig fails for them and llama.cpp reads config.json as is.
+_LLAMA_SHAPE = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32}
+CONFIG_DEFAULTS = {
+    "llama": {"vocab_size": 32000, "max_position_embeddings": 2048, **_LLAMA_SHAPE, "intermediate_size": 11008,
+              "num_key_value_heads": _heads, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+              "head_dim": _head_dim, "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2},
+    "mistral": {"vocab_size": 32000, "max_position_embeddings": 131072, **_LLAMA_SHAPE,
+                "intermediate_size": 14336, "num_key_value_heads": 8, "rms_norm_eps": 1e-6,
+                "rope_theta": 10000.0, "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2},
+    "qwen2": {"vocab_size": 151936, "max_position_embeddings": 32768, **_LLAMA_SHAPE, "intermediate_size": 22016,
+              "num_key_value_heads": 32, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+              "tie_word_embeddings": False},
+    "bert": {"vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+             "intermediate_size": 3072, "max_position_embeddings": 512, "type_vocab_size": 2,
+             "layer_norm_eps": 1e-12, "pad_token_id": 0},
+}
+
+
+def with_config_defaults(cfg: dict) -> dict:
+    """config.json as llama.cpp's converter sees it (see CONFIG_DEFAULTS)."""
+    table = CONFIG_DEFAULTS.get(cfg.get("model_type"))
+    if table is None:
+        return cfg
+    out = dict(cfg)
+    for key, default in table.items():    # plain values first: derived ones read them
+        if not callable(default) and key not in out:
+            out[key] = default
+    for key, default in table.items():
+        if callable(default) and out.get(key) is None:
+            out[key] = default(out)
+    return out
+
+
 def get_arch(cfg: dict, where: str = "config.json") -> tuple[str, ArchSpec]:
     archs = cfg.get("architectures") or []
     name = archs[0] if archs else None

@@ -97,7 +97,7 @@ def hf_source(model_dir, outtype: str = "f16", threads=None) -> ModelSource:
     outtype = outtype.lower()
     if outtype not in OUTTYPES:
         raise _core.KQuantsError(f"outtype {outtype!r} is not one of {', '.join(OUTTYPES)}")
-    cfg = load_config(d)
+    cfg = archmod.with_config_defaults(load_config(d))
     hf_arch, spec = archmod.get_arch(cfg, str(d / "config.json"))
     n_layer = archmod.find(cfg, archmod.N_LAYER_KEYS)
     if n_layer is None:

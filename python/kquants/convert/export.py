@@ -139,6 +139,31 @@ def export_hf(src, out_dir, *, dtype: str = "f32", threads=None, quiet: bool = F
     return out
 
 
+def _bos_post_processor(s, bos):
+    """tokenizer.json post_processor that adds BOS where llama.cpp adds it to this vocabulary
+    (tokenizer.ggml.add_bos_token, else the pre-tokenizer's default, e.g. llama-bpe: yes), as
+    the original tokenizer.json did (Llama 3: ByteLevel + TemplateProcessing "<BOS> $A"). Without
+    it HF tokenizers, and llama.cpp's converter, see a tokenizer that adds nothing (for Llama 3's
+    vocabulary the converter then names it "smaug-bpe")."""
+    if bos is None:
+        return None
+    from ..tokenizer import Tokenizer
+    try:
+        adds = Tokenizer(s.path).add_bos
+    except Exception:       # a vocabulary kquants.Tokenizer does not read: keep what the file says
+        adds = bool(s.kv("tokenizer.ggml.add_bos_token", False))
+    if not adds:
+        return None
+    tok = {"SpecialToken": {"id": bos, "type_id": 0}}
+    return {"type": "Sequence", "processors": [
+        {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+        {"type": "TemplateProcessing",
+         "single": [tok, {"Sequence": {"id": "A", "type_id": 0}}],
+         "pair": [tok, {"Sequence": {"id": "A", "type_id": 0}},
+                  {"SpecialToken": {"id": bos, "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+         "special_tokens": {bos: {"id": bos, "ids": [s.kv("tokenizer.ggml.bos_token_id")], "tokens": [bos]}}}]}
+
+
 def _export_tokenizer(s, out: Path, arch: str) -> None:
     from .vocab import pre_tokenizer_for
     model = s.kv("tokenizer.ggml.model")
@@ -165,7 +190,7 @@ def _export_tokenizer(s, out: Path, arch: str) -> None:
                  for i, (t, ty) in enumerate(zip(tokens, types)) if int(ty) in (3, 4)]
         merges = list(s.kv("tokenizer.ggml.merges", []))
         tj = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": norm,
-              "pre_tokenizer": pre, "post_processor": None,
+              "pre_tokenizer": pre, "post_processor": _bos_post_processor(s, name_of.get("bos")),
               "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
               "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
                         "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,

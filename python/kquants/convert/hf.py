@@ -71,7 +71,7 @@ class HFTensor:
 
 
 def read_safetensors(path) -> dict:
-    """{name: HFTensor} of one .safetensors file (header only; data is mapped)."""
+    """{name: HFTensor} of one .safetensors file, sorted by name (header only; data is mapped)."""
     path = Path(path)
     mf = _core.MappedFile(str(path))
     if mf.size < 8:
@@ -99,7 +99,9 @@ def read_safetensors(path) -> dict:
                 f"{path}: tensor {name!r}: data offsets [{b}, {e}) do not fit shape {list(shape)} {dt} "
                 f"or the file size")
         out[name] = HFTensor(name, shape, dt, mf, base + b, n)
-    return out
+    # by name, whatever the header's order: what safetensors' safe_open().keys() gives and the
+    # order llama.cpp's converter writes tensors in (file by file, files in sorted order)
+    return dict(sorted(out.items()))
 
 
 def _torch_tensors(path: Path) -> dict:
@@ -126,7 +128,8 @@ def _torch_tensors(path: Path) -> dict:
 
 
 def load_checkpoint(model_dir) -> dict:
-    """All tensors of a checkpoint folder: {name: HFTensor}, in file order."""
+    """All tensors of a checkpoint folder: {name: HFTensor}; files in sorted order, each
+    file's tensors sorted by name (torch .bin: the state dict's order), as llama.cpp reads them."""
     d = Path(model_dir)
     idx = d / "model.safetensors.index.json"
     single = sorted(d.glob("model*.safetensors"))

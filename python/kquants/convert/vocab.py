@@ -13,7 +13,10 @@ Three kinds, read without transformers:
   others get a leading U+2581, control tokens unchanged).
 
 Special token ids, add_bos/add_eos and the chat template come from gguf-py's
-``SpecialVocab``, which is what llama.cpp's converter uses.
+``SpecialVocab``, which is what llama.cpp's converter uses, with the changes of
+the gguf-py that llama.cpp vendors (``SpecialVocab`` below): the tokenizer.json
+normalizer's lowercase / strip_accents flags become metadata keys, and what the
+post-processor says about adding BOS / EOS wins over tokenizer_config.json.
 
 The ``tokenizer.ggml.pre`` name: llama.cpp's converter encodes a fixed text
 with the HF tokenizer and looks up the sha256 of the ids. Without the HF
@@ -49,7 +52,8 @@ def _split(regex):
     return {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": False}
 
 
-# pre name, model type, pre_tokenizer, normalizer (None: any), {id: token} that must match
+# pre name, model type, pre_tokenizer, normalizer (None: any), {id: token} that must match,
+# adds_bos (when given: whether the post-processor must put a special token first)
 KNOWN_PRE_TOKENIZERS = [
     dict(pre="smollm", model="BPE", ids={1: "<|im_start|>"},
          pre_tokenizer={"type": "Sequence", "pretokenizers": [
@@ -57,14 +61,24 @@ KNOWN_PRE_TOKENIZERS = [
     dict(pre="starcoder", model="BPE", ids={1: "<fim_prefix>"},
          pre_tokenizer={"type": "Sequence", "pretokenizers": [
              {"type": "Digits", "individual_digits": True}, _BYTELEVEL]}),
-    dict(pre="llama-bpe", model="BPE",
+    # Llama 3's pre-tokenizer: llama.cpp's hash includes the BOS the post-processor adds; the same
+    # tokenizer without it hashes as Smaug-Llama-3's ("smaug-bpe", another pre-tokenizer at run time).
+    dict(pre="llama-bpe", model="BPE", adds_bos=True,
+         pre_tokenizer={"type": "Sequence", "pretokenizers": [_split(_LLAMA3_RE), _BYTELEVEL_NOREGEX]}),
+    dict(pre="smaug-bpe", model="BPE", adds_bos=False,
          pre_tokenizer={"type": "Sequence", "pretokenizers": [_split(_LLAMA3_RE), _BYTELEVEL_NOREGEX]}),
     dict(pre="qwen2", model="BPE", normalizer={"type": "NFC"},
          pre_tokenizer={"type": "Sequence", "pretokenizers": [_split(_QWEN2_RE), _BYTELEVEL_NOREGEX]}),
     dict(pre="gpt-2", model="BPE", pre_tokenizer=_BYTELEVEL),
-    dict(pre="bert-bge", model="WordPiece", pre_tokenizer={"type": "BertPreTokenizer"},
+    # BERT uncased WordPiece (bge-small, all-MiniLM, jina-v2-en): llama.cpp's hash table lists the
+    # same hash for bge-small-en-v1.5 ("bert-bge") and jina-embeddings-v2-base-en; its later entry
+    # wins, so its converter writes "jina-v2-en" (the same pre-tokenizer at run time).
+    dict(pre="jina-v2-en", model="WordPiece", pre_tokenizer={"type": "BertPreTokenizer"},
          normalizer={"type": "BertNormalizer", "lowercase": True}),
 ]
+
+# Pre names that name the same pre-tokenizer (pre_tokenizer_for: export-hf of older files).
+PRE_ALIASES = {"bert-bge": "jina-v2-en"}
 
 
 def _contains(have, want) -> bool:
@@ -73,6 +87,16 @@ def _contains(have, want) -> bool:
     if isinstance(want, list):
         return isinstance(have, list) and len(have) == len(want) and all(map(_contains, have, want))
     return have == want
+
+
+def _post_processor_adds_bos(tok_json: dict) -> bool:
+    """Whether tokenizer.json's post-processor puts a special token before the text."""
+    pp = tok_json.get("post_processor") or {}
+    for proc in pp.get("processors", [pp]):
+        single = proc.get("single") or []
+        if proc.get("type") == "TemplateProcessing" and len(single) > 1 and "SpecialToken" in single[0]:
+            return True
+    return False
 
 
 def detect_pre(tok_json: dict) -> str:
@@ -93,6 +117,8 @@ def detect_pre(tok_json: dict) -> str:
             continue
         if any(by_id.get(i) != t for i, t in row.get("ids", {}).items()):
             continue
+        if "adds_bos" in row and _post_processor_adds_bos(tok_json) != row["adds_bos"]:
+            continue
         return row["pre"]
     log.warning("BPE pre-tokenizer not recognized; writing tokenizer.ggml.pre = 'default' "
                 "(llama.cpp's default pre-tokenizer; tokenization may differ from the original)")
@@ -101,10 +127,97 @@ def detect_pre(tok_json: dict) -> str:
 
 def pre_tokenizer_for(pre: str):
     """(pre_tokenizer, normalizer) JSON for a known pre name (used by export-hf)."""
+    pre = PRE_ALIASES.get(pre, pre)
     for row in KNOWN_PRE_TOKENIZERS:
         if row["pre"] == pre:
             return row["pre_tokenizer"], row.get("normalizer")
     return _BYTELEVEL, None
+
+
+class SpecialVocab(gguf.SpecialVocab):
+    """gguf-py's SpecialVocab as llama.cpp's vendored gguf-py (llama-cpp-python 0.3.36) behaves,
+    where the PyPI gguf-py 0.19 lags:
+
+    * tokenizer.json's normalizer (``Lowercase``, ``StripAccents``, ``BertNormalizer`` flags, nested
+      in ``Sequence``) -> ``tokenizer.ggml.normalizer.lowercase`` / ``.strip_accents``, written last;
+    * the post-processor decides add_bos / add_eos (/ add_sep): a ``ByteLevel`` processor means
+      no BOS / EOS unless another processor says otherwise; tokenizer_config.json's add_*_token
+      only fills in what no processor decided;
+    * a ``TemplateProcessing`` whose leading special token is neither the configured BOS nor CLS
+      makes it the BOS (and CLS) where tokenizer_config.json names none.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self.normalizer_flags: dict = {}
+        super().__init__(*args, **kwargs)
+
+    def _try_load_from_tokenizer_json(self, path: Path) -> bool:
+        found = super()._try_load_from_tokenizer_json(path)
+        tj_path, tc_path = path / "tokenizer.json", path / "tokenizer_config.json"
+        if not tj_path.is_file():
+            return found
+        tj = _read_json(tj_path)
+        tc = _read_json(tc_path) if tc_path.is_file() else None
+        if tj.get("normalizer"):
+            self._read_normalizer(tj["normalizer"])
+        decided = self._post_processor_adds(tj, tc)
+        if decided:
+            rest = {k: v for k, v in self.add_special_token.items() if k not in decided}
+            self.add_special_token = {**decided, **rest}
+        return found
+
+    def _read_normalizer(self, norm: dict) -> None:
+        kind = norm.get("type")
+        if kind == "Lowercase":
+            self.normalizer_flags["lowercase"] = True
+        elif kind == "StripAccents":
+            self.normalizer_flags["strip_accents"] = True
+        elif kind == "BertNormalizer":
+            for key in ("lowercase", "strip_accents"):
+                if key in norm:
+                    self.normalizer_flags[key] = norm[key]
+        elif kind == "Sequence":
+            for sub in norm.get("normalizers") or []:
+                self._read_normalizer(sub)
+
+    def _post_processor_adds(self, tj: dict, tc) -> dict:
+        """{bos/eos/sep: add?} that the post-processor fixes; may set BOS/CLS ids (see class doc)."""
+        pp = tj.get("post_processor")
+        if not pp:
+            return {}
+        cfg = tc or {}
+        bos, cls = cfg.get("bos_token"), cfg.get("cls_token")
+        bos = bos or cls            # a CLS-only config counts its CLS as BOS (as SpecialVocab does)
+        out: dict = {}
+        for proc in pp.get("processors", [pp]):
+            kind = proc.get("type")
+            if kind == "ByteLevel":
+                out.setdefault("bos", False)
+                out.setdefault("eos", False)
+            elif kind == "RobertaProcessing":
+                out.update(bos=True, eos=True, sep=True)
+            elif kind == "TemplateProcessing":
+                single = proc.get("single") or []
+                if len(single) < 2:
+                    continue
+                first = single[0].get("SpecialToken", {}).get("id")
+                if first:
+                    if tc and first not in (bos, cls):
+                        ids = {a["content"]: a["id"] for a in tj.get("added_tokens") or []}
+                        for typ, have in (("bos", bos), ("cls", cls)):
+                            if not have and first in ids:
+                                self.special_token_ids[typ] = ids[first]
+                        bos, cls = bos or first, cls or first
+                    out["bos"] = not tc or first in (bos, cls)
+                if single[-1].get("SpecialToken", {}).get("id"):
+                    out["eos"] = True   # SpecialVocab makes a trailing special token the EOS
+        return out
+
+    def add_to_gguf(self, gw, quiet: bool = False) -> None:
+        super().add_to_gguf(gw, quiet=quiet)
+        for key in ("lowercase", "strip_accents"):
+            if self.normalizer_flags.get(key) is not None:      # BertNormalizer's null: not written
+                gw.add_bool(f"tokenizer.ggml.normalizer.{key}", bool(self.normalizer_flags[key]))
 
 
 def _looks_special(tok: str) -> bool:
@@ -159,7 +272,7 @@ def set_vocab_bpe(w: gguf.GGUFWriter, d: Path, hparams: dict) -> None:
     w.add_tokenizer_pre(detect_pre(tj))
     w.add_token_list(tokens)
     w.add_token_types(types)
-    gguf.SpecialVocab(d, load_merges=True).add_to_gguf(w, quiet=True)
+    SpecialVocab(d, load_merges=True).add_to_gguf(w, quiet=True)
 
 
 def set_vocab_spm(w: gguf.GGUFWriter, d: Path, hparams: dict) -> None:
@@ -204,7 +317,7 @@ def set_vocab_spm(w: gguf.GGUFWriter, d: Path, hparams: dict) -> None:
     w.add_token_list(tokens)
     w.add_token_scores(scores)
     w.add_token_types(types)
-    gguf.SpecialVocab(d, n_vocab=len(tokens)).add_to_gguf(w, quiet=True)
+    SpecialVocab(d, n_vocab=len(tokens)).add_to_gguf(w, quiet=True)
 
 
 def set_vocab_wordpiece(w: gguf.GGUFWriter, d: Path, hparams: dict) -> None:
@@ -220,7 +333,7 @@ def set_vocab_wordpiece(w: gguf.GGUFWriter, d: Path, hparams: dict) -> None:
         tokens = [words[i] if i < len(words) else f"[PAD{i}]" for i in range(n)]
         types = [gguf.TokenType.CONTROL if t in specials else
                  (gguf.TokenType.NORMAL if i < len(words) else gguf.TokenType.UNUSED) for i, t in enumerate(tokens)]
-        pre = "bert-bge" if hparams.get("model_type") == "bert" else "default"
+        pre = "jina-v2-en" if hparams.get("model_type") == "bert" else "default"   # see KNOWN_PRE_TOKENIZERS
     else:
         raise _core.KQuantsIOError(f"{d}: no tokenizer.json or vocab.txt for the WordPiece vocabulary")
     w.add_token_type_count(hparams.get("type_vocab_size", 1))
@@ -230,7 +343,7 @@ def set_vocab_wordpiece(w: gguf.GGUFWriter, d: Path, hparams: dict) -> None:
     w.add_tokenizer_pre(pre)
     w.add_token_list(tokens)
     w.add_token_types(types)
-    gguf.SpecialVocab(d, n_vocab=len(tokens)).add_to_gguf(w, quiet=True)
+    SpecialVocab(d, n_vocab=len(tokens)).add_to_gguf(w, quiet=True)
 
 
 def set_vocab_llama(w: gguf.GGUFWriter, d: Path, hparams: dict) -> None:
