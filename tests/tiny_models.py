@@ -238,3 +238,52 @@ def case_imatrix(f16_path) -> dict:
             j = np.arange(t.ne[0], dtype=np.float32)
             out[t.name] = (np.float32(0.1) + ((j * np.float32(i + 3)) % np.float32(17)) / np.float32(8)).astype(np.float32)
     return out
+
+
+# ---- checkpoints of benchmarks/crosscheck_convert.py (and tests/test_convert_crosscheck.py): tiny
+# models with real tokenizers, rebuilt from llama.cpp's vocab-only GGUFs in ../shared/tokenizer/ (a
+# made-up BPE vocabulary is refused by llama.cpp's converter: its pre-tokenizer hash is unknown).
+
+def vocab_from_gguf(vocab_gguf, hf) -> dict:
+    """Writes tokenizer.json / tokenizer_config.json of a vocab-only GGUF into the folder hf (as
+    export-hf does); returns the config.json keys that go with it (vocab_size, bos/eos ids)."""
+    from kquants.convert.export import _export_tokenizer
+    from kquants.convert.source import gguf_source
+    s = gguf_source(vocab_gguf)
+    Path(hf).mkdir(parents=True, exist_ok=True)
+    _export_tokenizer(s, Path(hf), s.arch)
+    cfg = {"vocab_size": len(s.kv("tokenizer.ggml.tokens"))}
+    for key in ("bos_token_id", "eos_token_id"):
+        v = s.kv(f"tokenizer.ggml.{key}")
+        cfg[key] = None if v is None else int(v)
+    return cfg
+
+
+# case -> (architecture, vocab GGUF in shared/tokenizer, make_llama arguments, config.json keys removed)
+VOCAB_CASES = {
+    "qwen2-bpe": ("Qwen2ForCausalLM", "ggml-vocab-qwen2.gguf", dict(tie=True), ()),
+    "llama-bpe": ("LlamaForCausalLM", "ggml-vocab-llama-bpe.gguf", {}, ()),
+    "gpt2-bpe": ("LlamaForCausalLM", "ggml-vocab-gpt-2.gguf", {}, ()),
+    # keys transformers' config classes fill in (llama.cpp reads config.json through AutoConfig)
+    "llama-nohp": ("LlamaForCausalLM", "ggml-vocab-gpt-2.gguf", dict(n_kv=4),
+                   ("num_key_value_heads", "rope_theta", "rms_norm_eps", "max_position_embeddings")),
+}
+
+
+def make_vocab_case(case: str, d, shared) -> Path:
+    """A tiny 2-layer model (hidden 64) in folder d with the tokenizer of VOCAB_CASES[case]."""
+    arch, vocab, kw, drop = VOCAB_CASES[case]
+    d = Path(d)
+    tok = d.parent / (d.name + "-tokenizer")
+    extra = vocab_from_gguf(Path(shared) / "tokenizer" / vocab, tok)
+    hp = dict(n_layer=2, hidden=64, n_head=4, n_kv=2, ff=128, arch=arch)
+    hp.update(kw)
+    make_llama(d, vocab=extra.pop("vocab_size"), extra_cfg=extra, **hp)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        (d / f).write_bytes((tok / f).read_bytes())
+    if drop:
+        cfg = json.loads((d / "config.json").read_text())
+        for k in drop:
+            cfg.pop(k)
+        (d / "config.json").write_text(json.dumps(cfg))
+    return d
