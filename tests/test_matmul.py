@@ -113,3 +113,30 @@ def test_matmul_errors():
                        np.zeros((1, 256), np.float32))
     with pytest.raises(kquants.KQuantsError, match="ISA"):
         kquants.matmul(q, "q4_0", (4, 64), x, isa="nonsense")
+
+
+@pytest.mark.parametrize("name", MATMUL_TYPES)
+def test_prepared_weight(name):
+    q, x, ref, scale, gen = _case(name, "m37_n7")
+    shape = (ref.shape[1], x.shape[1])
+    pw = kquants.PreparedWeight(q, name, shape)
+    assert pw.shape == shape and pw.type.name == name and pw.nbytes > 0
+    np.testing.assert_array_equal(pw.matmul(x), kquants.matmul(q, name, shape, x))
+    np.testing.assert_array_equal(kquants.matmul(pw, x[:1]), kquants.matmul(q, name, shape, x[:1]))
+    np.testing.assert_array_equal(kquants.matmul(pw, name, shape, x[0]), kquants.matmul(q, name, shape, x[0]))
+    # A kernel set that reads ggml's rows uses the original bytes.
+    np.testing.assert_array_equal(pw.matmul(x, isa="generic"), gen)
+    for isa in ISAS:
+        assert _rel_err(pw.matmul(x, isa=isa), ref, scale) <= kquants.type_info(name).matmul_rtol
+
+
+def test_prepared_weight_errors():
+    w = np.zeros((4, 64), np.float32)
+    q = kquants.quantize_array(w, "q4_0")
+    pw = kquants.PreparedWeight(q, "q4_0", w.shape)
+    with pytest.raises(kquants.KQuantsError, match="does not match"):
+        kquants.matmul(pw, "q8_0", w.shape, w)
+    with pytest.raises(kquants.KQuantsError, match="does not match"):
+        kquants.matmul(pw, "q4_0", (2, 128), w)
+    with pytest.raises(kquants.KQuantsError, match="bytes"):
+        kquants.PreparedWeight(q[:3], "q4_0", w.shape)
