@@ -4,7 +4,9 @@ The oracle is the dequantized weight matrix times x in float64. Errors are
 measured per output element relative to sum_k |w * x| (the scale the
 activation quantization error is proportional to) and must stay within the
 type's matmul_rtol from the traits table. Each ISA is also checked against
-the scalar reference ("generic") with the same tolerance.
+the scalar reference ("generic") to ISA_RTOL: every kernel set computes the
+same integer block sums from the same activation bytes, only the float
+summation order differs.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import pytest
 
 import kquants
 
-MATMUL_TYPES = [t.name for t in kquants.types() if t.name not in ("Q8_1", "Q8_K")]
+MATMUL_TYPES = [t.name for t in kquants.types() if t.matmul_rtol > 0]
+ISA_RTOL = 1e-5
 ISAS = kquants.system_info()["supported_isas"]
 
 
@@ -69,7 +72,7 @@ def test_matmul_matches_reference(name, shape_id, isa):
     err = _rel_err(y, ref, scale)
     assert err <= rtol, f"{name} {shape_id} {isa}: error vs dequantized float64 {err:.3g} > rtol {rtol:.3g}"
     err_g = _rel_err(y, gen.astype(np.float64), scale)
-    assert err_g <= rtol, f"{name} {shape_id} {isa}: error vs generic {err_g:.3g} > rtol {rtol:.3g}"
+    assert err_g <= ISA_RTOL, f"{name} {shape_id} {isa}: error vs generic {err_g:.3g} > {ISA_RTOL:.3g}"
 
 
 @pytest.mark.parametrize("name", MATMUL_TYPES)
