@@ -25,11 +25,11 @@ ISAS = kquants.system_info()["supported_isas"]
 
 def _k_of(name: str, what: str) -> int:
     bs = kquants.type_info(name).block_size
-    return {"one_block": bs, "small": max(bs, 32) * 2, "large": 14336}[what]
+    return {"one_block": bs, "small": max(bs, 32) * 2, "large": 14336, "odd": 7 * bs if bs > 1 else 333}[what]
 
 
-# (id, m, k kind, n): rows not a multiple of any tile (37, 5, 67), k of
-# exactly one block, large k, and n = 1, 7, 512.
+# (id, m, k kind, n): rows not a multiple of any tile (37, 5, 67, 19), k of
+# exactly one block, large k, odd k, and n = 1, 7, 512.
 SHAPES = [
     ("one_block_n7", 37, "one_block", 7),
     ("m67_n1", 67, "small", 1),
@@ -37,6 +37,7 @@ SHAPES = [
     ("large_k_n7", 5, "large", 7),
     ("large_k_n1", 9, "large", 1),
     ("m37_n512", 37, "small", 512),
+    ("k_odd_n9", 19, "odd", 9),  # k not a multiple of any vector or group
 ]
 
 

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/kernels.h"
 #include "matmul/matmul.h"
+#include "matmul/membw.h"
 
 namespace py = pybind11;
 
@@ -29,6 +30,15 @@ void check_bytes(const py::array& w, size_t row_bytes, int64_t rows, int64_t k, 
 }  // namespace
 
 void bind_matmul(py::module_& m) {
+    // Streaming read bandwidth in GB/s (benchmarks/bench_matmul.py).
+    m.def(
+        "read_bandwidth_gbs",
+        [](size_t nbytes, int threads, int reps) {
+            py::gil_scoped_release nogil;
+            return read_bandwidth_gbs(nbytes, threads, reps);
+        },
+        py::arg("nbytes"), py::arg("threads") = 1, py::arg("reps") = 3);
+
     // Whether kernel set `isa` multiplies `type_id` from a prepared layout.
     m.def(
         "prepared_row_bytes",
