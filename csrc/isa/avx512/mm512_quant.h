@@ -272,7 +272,10 @@ struct QGemm {
                      int64_t ldy) {
         const uint8_t* wb = static_cast<const uint8_t*>(w);
         const uint8_t* ab = static_cast<const uint8_t*>(a);
-        const int64_t ng = packed::groups(k, D::LB);
+        // (k / LB + 15) / 16, as packed::groups -- computed here, not called: ISA code
+        // calls no inline function of shared headers (one copy of it would be
+        // kept at link time, possibly the one built with this folder's flags).
+        const int64_t ng = (k / D::LB + packed::kGroup - 1) / packed::kGroup;
         const int64_t cb = max64(kQC, static_cast<int64_t>(kQActBlock / as) / kQC * kQC);
         for (int64_t c0 = 0; c0 < nc; c0 += cb) {
             const int64_t c1 = min64(nc, c0 + cb);
