@@ -144,3 +144,20 @@ def test_prepared_weight_errors():
         kquants.matmul(pw, "q4_0", (2, 128), w)
     with pytest.raises(kquants.KQuantsError, match="bytes"):
         kquants.PreparedWeight(q[:3], "q4_0", w.shape)
+
+
+@pytest.mark.parametrize("name", [t for t in MATMUL_TYPES if kquants.type_info(t).is_quantized])
+def test_packers_agree(name):
+    """Every kernel set's packer writes the same packed bytes, for any bytes
+    (random ones included: NaN scales, every bit pattern) and group counts."""
+    info = kquants.type_info(name)
+    sets = [i for i in ISAS if i != "generic"]
+    if len(sets) < 2:
+        pytest.skip("one SIMD kernel set only")
+    rng = np.random.default_rng(7)
+    for blocks in (1, 15, 16, 17, 33):
+        k = blocks * info.block_size
+        q = rng.integers(0, 256, size=(3, info.row_bytes(k)), dtype=np.uint8)
+        packed = [kquants.PreparedWeight(q, name, (3, k), isa=isa)._packed for isa in sets]
+        for isa, p in zip(sets[1:], packed[1:]):
+            np.testing.assert_array_equal(p, packed[0], err_msg=f"{name} k={k}: {isa} vs {sets[0]}")

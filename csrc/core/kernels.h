@@ -46,6 +46,8 @@ struct TypeKernels {
     // (weights packed once per PreparedWeight, or per row chunk and call;
     // activations packed once per call). Null: ggml's rows and vec_dot_type rows.
     const packed::WeightLayout* layout = nullptr;
+    // Optional faster equivalent of layout->pack_row (same bytes).
+    void (*pack_row)(const void* src, int64_t k, void* dst) = nullptr;
 };
 
 // Reads n bytes (a multiple of 256) at p, returns the XOR of their 64-bit

@@ -46,17 +46,17 @@ void for_groups(int64_t k, int lb, size_t group_bytes, void* dst, F&& f) {
 constexpr size_t kN = 4 * kVec;   // bytes of the nibble vectors
 constexpr size_t kH5 = kVec;      // bytes of the Q5 high-bit vector
 
-// Bits 0, 4, 8, 12 of y -> bits 0..3. The product by 2^3 + 2^6 + 2^9 + 2^12
-// puts them at bits 12..15; every partial product lands on its own bit, so
-// nothing carries into them.
-inline uint32_t gather4(uint32_t y) { return (((y & 0x1111u) * 0x1248u) >> 12) & 0xFu; }
-
 // H5 lane from a Q5 qh word: byte i, bit v = qh bit 4v+i; bit 4+v = qh bit
-// 16+4v+i.
+// 16+4v+i. For each i, y = bits i, 4+i, ..., 28+i of qh (at 0, 4, ..., 28)
+// times 2^3 + 2^6 + 2^9 + 2^12 gathers bits 0, 4, 8, 12 at bits 12..15 and
+// bits 16, 20, 24, 28 at bits 28..31; every partial product lands on its own
+// bit, so nothing carries into them.
 inline uint32_t h5_lane(uint32_t qh) {
     uint32_t out = 0;
-    for (int i = 0; i < 4; ++i)
-        out |= (gather4((qh & 0xFFFFu) >> i) | gather4(qh >> (16 + i)) << 4) << (8 * i);
+    for (int i = 0; i < 4; ++i) {
+        const uint32_t p = ((qh >> i) & 0x11111111u) * 0x1248u;
+        out |= (((p >> 12) & 0x0Fu) | ((p >> 24) & 0xF0u)) << (8 * i);
+    }
     return out;
 }
 
@@ -102,14 +102,16 @@ void pack_q8_0(const void* src, int64_t k, void* dst) {
 }
 
 // ---- Q4_K / Q5_K: lane j = sub-block j % 8 of super-block 2g + j / 8 ---------
-void scale_min_k4(const uint8_t* s, int j, uint8_t& sc, uint8_t& mn) {
-    if (j < 4) {
-        sc = s[j] & 63;
-        mn = s[j + 4] & 63;
-    } else {
-        sc = static_cast<uint8_t>((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4));
-        mn = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
-    }
+// The 8 6-bit scales and mins of a Q4_K/Q5_K super-block from ggml's 12
+// bytes: sub-block j < 4 in the low 6 bits of bytes j (scale) and j+4 (min);
+// j >= 4 in a nibble of byte j+4 (low: scale, high: min) plus the top two
+// bits of bytes j-4 (scale) and j (min). Word-wise, four sub-blocks at once.
+void k4_scales(const uint8_t* s, uint8_t* sc, uint8_t* mn) {
+    const uint32_t a0 = rd32(s), a1 = rd32(s + 4), a2 = rd32(s + 8);
+    wr32(sc, a0 & 0x3F3F3F3Fu);
+    wr32(mn, a1 & 0x3F3F3F3Fu);
+    wr32(sc + 4, (a2 & 0x0F0F0F0Fu) | ((a0 >> 6) & 0x03030303u) << 4);
+    wr32(mn + 4, ((a2 >> 4) & 0x0F0F0F0Fu) | ((a1 >> 6) & 0x03030303u) << 4);
 }
 
 // 8x8 bit matrix in a word (bit 8r + c = row r, column c) -> its transpose
@@ -162,12 +164,9 @@ void pack_k45(const void* src, int64_t k, void* dst) {
                         for (int t = 0; t < 4; ++t) hb |= static_cast<uint32_t>((hbt[t] >> (8 * sb)) & 0xFF) << (8 * t);
                         wr32(lane(g, 4, ln), h5_lane(hb));
                     }
-                    uint8_t sc, mn;
-                    scale_min_k4(b + 4, sb, sc, mn);
-                    g[kSC + ln] = sc;
-                    g[kMN + ln] = mn;
                 }
             }
+            k4_scales(b + 4, g + kSC + 8 * h, g + kMN + 8 * h);
         }
     }
 }

@@ -14,6 +14,7 @@
 // Types stored with an offset (q - 8 etc.) start S at -offset * sum(a).
 #pragma once
 #include "isa/avx512/mm512_common.h"
+#include "isa/avx512/mm512_pack.h"
 #include "core/kernels.h"
 #include "matmul/packed.h"
 
@@ -297,22 +298,24 @@ void register_quant_kernels(KernelSet& ks) {
     struct Entry {
         TypeId id;
         gemm_fn gemm;
+        void (*pack)(const void*, int64_t, void*);  // mm512_pack.h
     };
     const Entry entries[] = {
-        {TypeId::Q4_0, QGemm<DecLegacy<false, false>, Dot>::gemm},
-        {TypeId::Q4_1, QGemm<DecLegacy<true, false>, Dot>::gemm},
-        {TypeId::Q5_0, QGemm<DecLegacy<false, true>, Dot>::gemm},
-        {TypeId::Q5_1, QGemm<DecLegacy<true, true>, Dot>::gemm},
-        {TypeId::Q8_0, QGemm<DecQ8_0, Dot>::gemm},
-        {TypeId::Q2_K, QGemm<DecQ2_K, Dot>::gemm},
-        {TypeId::Q3_K, QGemm<DecQ3_K, Dot>::gemm},
-        {TypeId::Q4_K, QGemm<DecK45<false>, Dot>::gemm},
-        {TypeId::Q5_K, QGemm<DecK45<true>, Dot>::gemm},
-        {TypeId::Q6_K, QGemm<DecQ6_K, Dot>::gemm},
+        {TypeId::Q4_0, QGemm<DecLegacy<false, false>, Dot>::gemm, pack_legacy_simd<sizeof(block_q4_0), 2, -1, -1, 4>},
+        {TypeId::Q4_1, QGemm<DecLegacy<true, false>, Dot>::gemm, pack_legacy_simd<sizeof(block_q4_1), 4, -1, 2, 4>},
+        {TypeId::Q5_0, QGemm<DecLegacy<false, true>, Dot>::gemm, pack_legacy_simd<sizeof(block_q5_0), 6, 2, -1, 4>},
+        {TypeId::Q5_1, QGemm<DecLegacy<true, true>, Dot>::gemm, pack_legacy_simd<sizeof(block_q5_1), 8, 4, 2, 4>},
+        {TypeId::Q8_0, QGemm<DecQ8_0, Dot>::gemm, pack_legacy_simd<sizeof(block_q8_0), 2, -1, -1, 8>},
+        {TypeId::Q2_K, QGemm<DecQ2_K, Dot>::gemm, pack_q2_K_simd},
+        {TypeId::Q3_K, QGemm<DecQ3_K, Dot>::gemm, pack_q3_K_simd},
+        {TypeId::Q4_K, QGemm<DecK45<false>, Dot>::gemm, pack_k45_simd<false>},
+        {TypeId::Q5_K, QGemm<DecK45<true>, Dot>::gemm, pack_k45_simd<true>},
+        {TypeId::Q6_K, QGemm<DecQ6_K, Dot>::gemm, pack_q6_K_simd},
     };
     for (const Entry& e : entries) {
         TypeKernels& k = ks[e.id];
         k.gemm = e.gemm;
+        k.pack_row = e.pack;
         k.layout = packed::weight_layout(e.id);
         k.gemm_row_align = kQR;
     }
