@@ -161,3 +161,19 @@ def test_packers_agree(name):
         packed = [kquants.PreparedWeight(q, name, (3, k), isa=isa)._packed for isa in sets]
         for isa, p in zip(sets[1:], packed[1:]):
             np.testing.assert_array_equal(p, packed[0], err_msg=f"{name} k={k}: {isa} vs {sets[0]}")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("name", MATMUL_TYPES)
+def test_vec_dot(name, isa):
+    """The per-ISA dot product of one weight row and one activation row (in
+    the type's vec_dot_type) agrees with matmul's result for that output."""
+    info = kquants.type_info(name)
+    act = kquants.type_info(info.vec_dot_type).name
+    q, x, ref, scale, gen = _case(name, "k_odd_n9")
+    k = x.shape[1]
+    a = kquants.quantize_array(x[:2], act)
+    for r in (0, 5):
+        for c in (0, 1):
+            d = kquants._core.vec_dot(q[r], a[c], info.ggml_id, k, isa)
+            assert abs(d - gen[c, r]) <= ISA_RTOL * scale[c, r], (name, isa, r, c, d, gen[c, r])

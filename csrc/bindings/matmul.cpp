@@ -47,6 +47,22 @@ void bind_matmul(py::module_& m) {
         },
         py::arg("type_id"), py::arg("k"), py::arg("isa") = "");
 
+    // One dot product: a weight row of type_id against an activation row in
+    // its vec_dot_type (as quantize_array writes it), with kernel set `isa`.
+    m.def(
+        "vec_dot",
+        [](py::array_t<uint8_t, py::array::c_style> w, py::array_t<uint8_t, py::array::c_style> a, uint32_t type_id,
+           int64_t k, const std::string& isa) {
+            const TypeTraits& t = type_traits(type_id, "vec_dot: weight type");
+            const KernelSet& ks = kernel_set(isa);
+            if (!ks[t.id].vec_dot) throw Error(std::string("vec_dot: type ") + t.name + " has no dot product");
+            if (static_cast<size_t>(w.size()) != row_size(t, k) ||
+                static_cast<size_t>(a.size()) != row_size(type_traits(t.vec_dot_type), k))
+                throw Error("vec_dot: row sizes do not match k");
+            return ks[t.id].vec_dot(k, w.data(), a.data());
+        },
+        py::arg("w"), py::arg("a"), py::arg("type_id"), py::arg("k"), py::arg("isa") = "");
+
     // ggml rows -> the packed layout of kernel set `isa` (uint8 [rows, bytes]).
     m.def(
         "prepare_weights",
