@@ -148,7 +148,7 @@ void register_matmul_bf16(KernelSet& ks) {
     TypeKernels& k = ks[TypeId::BF16];
     k.vec_dot = vec_dot_bf16;
     k.gemm = gemm_bf16;
-    k.gemm_row_align = kMR;
+    k.gemm_row_align = 4 * kMR;  // rows per gemm call: 4 panels share each activation panel
 }
 
 }  // namespace kq::isa_avx512vnni
