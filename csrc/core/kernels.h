@@ -39,9 +39,13 @@ struct TypeKernels {
     dequantize_row_fn dequantize = nullptr;
     vec_dot_fn vec_dot = nullptr;            // null: the type has no matmul (Q8_1, Q8_K)
     gemm_fn gemm = nullptr;
-    // Rows per gemm call the kernel prefers (its register/pack tile): the
-    // driver makes row chunks a multiple of it. 1 = no preference.
+    // Rows of the kernel's register/pack tile: the driver makes row chunks a
+    // multiple of it. 1 = no preference.
     int gemm_row_align = 1;
+    // Mat-mat: rows per gemm call the kernel would like at least (it reuses
+    // per-call work across them), unless that leaves too few tasks for the
+    // threads. 0 = as the L2 budget of the driver gives.
+    int gemm_min_rows = 0;
     // Non-null: gemm reads weights and activations in these packed layouts
     // (weights packed once per PreparedWeight, or per row chunk and call;
     // activations packed once per call). Null: ggml's rows and vec_dot_type rows.

@@ -121,9 +121,10 @@ void matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const floa
         // Mat-vec: every weight byte is used n times; small tasks over rows.
         grain = align_up(std::max<int64_t>(1, static_cast<int64_t>(kMatVecTaskBytes / w_row)), align);
     } else {
-        // Mat-mat: L2-sized row chunks, at least 4 per thread for balance.
-        grain = align_up(std::max<int64_t>(1, static_cast<int64_t>(kWeightBlockBytes / w_row)), align);
-        grain = std::max(align, std::min(grain, align_up((m + 4 * threads - 1) / (4 * threads), align)));
+        // Mat-mat: L2-sized row chunks (or the kernel's minimum), at least 4
+        // per thread for balance.
+        grain = std::max<int64_t>({1, static_cast<int64_t>(kWeightBlockBytes / w_row), tk.gemm_min_rows});
+        grain = align_up(std::min(grain, (m + 4 * threads - 1) / (4 * threads)), align);
     }
     // A task packs and multiplies `grain` rows at a time even when it was
     // handed more (one thread runs the whole range): the packed rows stay in

@@ -72,7 +72,8 @@ void register_matmul_bf16(KernelSet& ks) {
     TypeKernels& k = ks[TypeId::BF16];
     k.vec_dot = vec_dot_bf16;
     k.gemm = gemm_bf16;
-    k.gemm_row_align = 4 * isa_avx512::kMR;  // as the avx512 float kernels
+    k.gemm_row_align = isa_avx512::kMR;  // as the avx512 float kernels
+    k.gemm_min_rows = 16 * isa_avx512::kMR;
 }
 
 }  // namespace kq::isa_avx512vnni

@@ -180,7 +180,8 @@ void register_matmul_float(KernelSet& ks) {
         TypeKernels& k = ks[e.id];
         k.vec_dot = e.dot;
         k.gemm = e.gemm;
-        k.gemm_row_align = 4 * kMR;  // rows per gemm call: 4 panels share each widened activation panel
+        k.gemm_row_align = kMR;
+        k.gemm_min_rows = 16 * kMR;  // 16 panels share each widened activation panel
     }
 }
 
