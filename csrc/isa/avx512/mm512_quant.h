@@ -246,9 +246,14 @@ struct QTile {
             }
         }
 #pragma GCC unroll 8
-        for (int c = 0; c < C; ++c)
-#pragma GCC unroll 8
-            for (int r = 0; r < R; ++r) y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
+        for (int c = 0; c < C; ++c) {
+            // Edge tiles reduce with the same summation order as full ones:
+            // an output does not depend on where its row falls.
+            float out[4];
+            reduce4(acc[0][c], acc[R > 1 ? 1 : 0][c], acc[R > 2 ? 2 : 0][c], acc[R > 3 ? 3 : 0][c], out);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) y[c * ldy + r] = out[r];
+        }
     }
 };
 
