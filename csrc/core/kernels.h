@@ -16,15 +16,53 @@
 #include "core/traits.h"
 
 namespace kq {
+namespace packed {
+struct WeightLayout;  // matmul/packed.h
+}
+
+// Matrix multiplication (issue 3). Weights W are rows of k elements in the
+// type's own blocks; activations are rows of k elements already converted to
+// the type's vec_dot_type (traits.h) by that type's `quantize` entry.
+//
+// vec_dot: dot product of one weight row with one activation row.
+using vec_dot_fn = float (*)(int64_t k, const void* w, const void* a);
+// gemm: y[c * ldy + r] = dot(weight row r, activation column c) for r < nr,
+// c < nc. Weight row r starts at w + r * w_stride bytes, activation column c
+// at a + c * a_stride bytes. Any nr, nc >= 1: the kernel blocks the columns
+// for the cache and tiles rows x columns in registers. The driver
+// (csrc/matmul/matmul.cpp) hands each thread a chunk of rows and all columns.
+using gemm_fn = void (*)(int64_t k, const void* w, size_t w_stride, int64_t nr, const void* a, size_t a_stride,
+                         int64_t nc, float* y, int64_t ldy);
 
 struct TypeKernels {
     quantize_row_fn quantize = nullptr;      // same contract and bytes as the reference
     dequantize_row_fn dequantize = nullptr;
+    vec_dot_fn vec_dot = nullptr;            // null: the type has no matmul (Q8_1, Q8_K)
+    gemm_fn gemm = nullptr;
+    // Rows of the kernel's register/pack tile: the driver makes row chunks a
+    // multiple of it. 1 = no preference.
+    int gemm_row_align = 1;
+    // Mat-mat: rows per gemm call the kernel would like at least (it reuses
+    // per-call work across them), unless that leaves too few tasks for the
+    // threads. 0 = as the L2 budget of the driver gives.
+    int gemm_min_rows = 0;
+    // Non-null: gemm reads weights and activations in these packed layouts
+    // (weights packed once per PreparedWeight, or per row chunk and call;
+    // activations packed once per call). Null: ggml's rows and vec_dot_type rows.
+    const packed::WeightLayout* layout = nullptr;
+    // Optional faster equivalent of layout->pack_row (same bytes).
+    void (*pack_row)(const void* src, int64_t k, void* dst) = nullptr;
 };
+
+// Reads n bytes (a multiple of 256) at p, returns the XOR of their 64-bit
+// words: the streaming read that the matmul benchmark measures memory
+// bandwidth with (matmul/membw.cpp), at the ISA's full load width.
+using stream_read_fn = uint64_t (*)(const void* p, size_t n);
 
 struct KernelSet {
     std::string isa = "generic";
     TypeKernels by_type[kMaxTypeId];
+    stream_read_fn stream_read = nullptr;
     const TypeKernels& operator[](TypeId id) const { return by_type[static_cast<uint32_t>(id)]; }
     TypeKernels& operator[](TypeId id) { return by_type[static_cast<uint32_t>(id)]; }
 };
