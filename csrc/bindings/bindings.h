@@ -8,5 +8,6 @@ namespace kq::py_bind {
 void bind_errors(pybind11::module_& m);   // errors.cpp
 void bind_types(pybind11::module_& m);    // types.cpp: traits table, system info
 void bind_quant(pybind11::module_& m);    // quant.cpp: array quantize/dequantize
+void bind_runtime(pybind11::module_& m);  // runtime.cpp: decoder model, scoring
 
 }  // namespace kq::py_bind

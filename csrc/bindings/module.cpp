@@ -5,4 +5,5 @@ PYBIND11_MODULE(_core, m) {
     kq::py_bind::bind_errors(m);
     kq::py_bind::bind_types(m);
     kq::py_bind::bind_quant(m);
+    kq::py_bind::bind_runtime(m);
 }

@@ -1,0 +1,118 @@
+#include "ops/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/threadpool.h"
+
+namespace kq::ops {
+
+// Eight independent partial sums: the compiler maps them onto vector lanes
+// without needing to reassociate one serial sum.
+constexpr int kLanes = 8;
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+    float acc[kLanes] = {};
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        for (int j = 0; j < kLanes; ++j) acc[j] += a[i + j] * b[i + j];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+void axpy_f32(float a, const float* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void rmsnorm(const float* x, const float* w, float* y, int64_t rows, int64_t n, float eps) {
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * n;
+        float* yr = y + r * n;
+        double acc[kLanes] = {};
+        int64_t i = 0;
+        for (; i + kLanes <= n; i += kLanes)
+            for (int j = 0; j < kLanes; ++j) acc[j] += static_cast<double>(xr[i + j]) * xr[i + j];
+        double ss = 0;
+        for (int j = 0; j < kLanes; ++j) ss += acc[j];
+        for (; i < n; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+        const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+        for (int64_t k = 0; k < n; ++k) yr[k] = (xr[k] * scale) * w[k];
+    }
+}
+
+void rope(float* x, const int32_t* pos, int64_t rows, int n_heads, int head_dim, const RopeParams& p) {
+    const int half = p.n_rot / 2;
+    // theta_i = pos * base^(-2i/n_rot): built by repeated multiplication with
+    // base^(-2/n_rot), the same recurrence ggml uses for its rope cache.
+    const float theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_rot));
+    std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+    for (int64_t r = 0; r < rows; ++r) {
+        float theta = static_cast<float>(pos[r]);
+        for (int i = 0; i < half; ++i) {
+            const float ff = p.freq_factors ? p.freq_factors[i] : 1.0f;
+            const float t = p.freq_scale * (theta / ff);
+            cs[static_cast<size_t>(i)] = std::cos(t);
+            sn[static_cast<size_t>(i)] = std::sin(t);
+            theta *= theta_scale;
+        }
+        // neox pairs elements half apart; normal pairs neighbours.
+        const int stride = p.neox ? 1 : 2;
+        const int offset = p.neox ? half : 1;
+        for (int h = 0; h < n_heads; ++h) {
+            float* v = x + r * static_cast<int64_t>(n_heads) * head_dim + static_cast<int64_t>(h) * head_dim;
+            for (int i = 0; i < half; ++i) {
+                float* a = v + i * stride;
+                float* b = a + offset;
+                const float x0 = *a, x1 = *b;
+                *a = x0 * cs[static_cast<size_t>(i)] - x1 * sn[static_cast<size_t>(i)];
+                *b = x0 * sn[static_cast<size_t>(i)] + x1 * cs[static_cast<size_t>(i)];
+            }
+        }
+    }
+}
+
+void softmax(float* x, int64_t n) {
+    float mx = x[0];
+    for (int64_t i = 1; i < n; ++i) mx = std::max(mx, x[i]);
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        x[i] = std::exp(x[i] - mx);
+        sum += x[i];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void attention(const float* q, const float* k, const float* v, int64_t kv_stride, float* out, int64_t n,
+               int64_t n_past, int n_head, int n_kv, int hd, int threads) {
+    const int group = n_head / n_kv;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const int64_t q_stride = static_cast<int64_t>(n_head) * hd;
+    // One task = one (query row, head); the longest rows carry the most work,
+    // so small grains keep the threads balanced.
+    parallel_for(n * n_head, 4, threads, [&](int64_t t0, int64_t t1) {
+        std::vector<float> sc(static_cast<size_t>(n_past + n));
+        for (int64_t t = t0; t < t1; ++t) {
+            const int64_t i = t / n_head;
+            const int h = static_cast<int>(t % n_head);
+            const int kvh = h / group;
+            const float* qi = q + i * q_stride + static_cast<int64_t>(h) * hd;
+            const int64_t n_keys = n_past + i + 1;  // causal: keys 0 .. own position
+            for (int64_t j = 0; j < n_keys; ++j)
+                sc[static_cast<size_t>(j)] = dot_f32(qi, k + j * kv_stride + static_cast<int64_t>(kvh) * hd, hd) * scale;
+            softmax(sc.data(), n_keys);
+            float* o = out + i * q_stride + static_cast<int64_t>(h) * hd;
+            std::fill(o, o + hd, 0.0f);
+            for (int64_t j = 0; j < n_keys; ++j)
+                axpy_f32(sc[static_cast<size_t>(j)], v + j * kv_stride + static_cast<int64_t>(kvh) * hd, o, hd);
+        }
+    });
+}
+
+void swiglu(float* g, const float* u, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+}  // namespace kq::ops

@@ -1,0 +1,37 @@
+// The decoder's linear layer behind one small interface, so the matmul
+// implementation can change without touching the model code.
+//
+//   y[n, m] = x[n, k] @ W^T      W: m rows of k values of any tensor type
+//
+// A weight is a view of GGUF tensor data (ggml layout: ne0 = k values per
+// row, ne1 = m rows), never copied.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "core/traits.h"
+
+namespace kq::rt {
+
+struct WeightView {
+    std::string name;                 // GGUF tensor name, for error messages
+    const uint8_t* data = nullptr;
+    const TypeTraits* type = nullptr;
+    int64_t ne0 = 0;                  // values per row (k)
+    int64_t ne1 = 1;                  // rows (m)
+    size_t row_bytes = 0;
+    bool present() const { return data != nullptr; }
+};
+
+// y[n, w.ne1] = x[n, w.ne0] @ W^T on `threads` threads.
+void linear(const WeightView& w, const float* x, int64_t n, float* y, int threads);
+
+// y[i, :] = row ids[i] of W, dequantized (embedding lookup). ids must be in
+// range (checked by the caller).
+void get_rows(const WeightView& w, const int32_t* ids, int64_t n, float* y);
+
+// Row dequantizer for a type (see dequant_stopgap.cpp); throws naming `what`
+// when the type cannot be dequantized.
+dequantize_row_fn row_dequantizer(const TypeTraits& t, const std::string& what);
+
+}  // namespace kq::rt
