@@ -4,10 +4,13 @@ Array level (this module):
     quantize_array, dequantize_array, type_info, GGMLType, system_info
 Files:
     GGUFFile (read, mmap), GGUFWriter (streaming write)
+Text:
+    Tokenizer (llama.cpp-exact tokenization from GGUF tokenizer metadata)
 """
 from ._core import KQuantsError, GGUFError, KQuantsIOError  # noqa: F401
 from .types import GGMLType, TypeInfo, type_info, types, system_info  # noqa: F401
 from .quant import quantize_array, dequantize_array  # noqa: F401
+from .tokenizer import Tokenizer  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -15,4 +18,5 @@ __all__ = [
     "KQuantsError", "GGUFError", "KQuantsIOError",
     "GGMLType", "TypeInfo", "type_info", "types", "system_info",
     "quantize_array", "dequantize_array",
+    "Tokenizer",
 ]
