@@ -17,9 +17,31 @@
 
 namespace kq {
 
+// Matrix multiplication (issue 3). Weights W are rows of k elements in the
+// type's own blocks; activations are rows of k elements already converted to
+// the type's vec_dot_type (traits.h) by that type's `quantize` entry.
+//
+// vec_dot: dot product of one weight row with one activation row.
+using vec_dot_fn = float (*)(int64_t k, const void* w, const void* a);
+// gemm: y[c * ldy + r] = dot(weight row r, activation row c) for r < nr,
+// c < nc. Weight row r starts at w + r * w_stride bytes, activation row c at
+// a + c * a_stride bytes. Any nr, nc >= 1: the kernel tiles rows x columns in
+// registers and handles the edges. Called by csrc/matmul/matmul.cpp on one
+// cache block at a time, from several threads at once.
+using gemm_fn = void (*)(int64_t k, const void* w, size_t w_stride, int64_t nr, const void* a, size_t a_stride,
+                         int64_t nc, float* y, int64_t ldy);
+
 struct TypeKernels {
     quantize_row_fn quantize = nullptr;      // same contract and bytes as the reference
     dequantize_row_fn dequantize = nullptr;
+    vec_dot_fn vec_dot = nullptr;            // null: the type has no matmul (Q8_1, Q8_K)
+    gemm_fn gemm = nullptr;
+    // Rows per gemm call the kernel prefers (its register/pack tile): the
+    // driver makes row chunks a multiple of it. 1 = no preference.
+    int gemm_row_align = 1;
+    // True when gemm blocks k itself (packs panels): the driver then passes
+    // all activation columns in one call instead of L2-sized column blocks.
+    bool gemm_blocks_k = false;
 };
 
 struct KernelSet {

@@ -2,6 +2,7 @@
 
 Array level (this module):
     quantize_array, dequantize_array, type_info, GGMLType, system_info
+    matmul (y = x @ W.T with W quantized)
 Files:
     GGUFFile (read, mmap), GGUFWriter (streaming write)
 Text:
@@ -10,6 +11,7 @@ Text:
 from ._core import KQuantsError, GGUFError, KQuantsIOError  # noqa: F401
 from .types import GGMLType, TypeInfo, type_info, types, system_info  # noqa: F401
 from .quant import quantize_array, dequantize_array  # noqa: F401
+from .matmul import matmul  # noqa: F401
 from .tokenizer import Tokenizer  # noqa: F401
 
 __version__ = "0.1.0"
@@ -17,6 +19,6 @@ __version__ = "0.1.0"
 __all__ = [
     "KQuantsError", "GGUFError", "KQuantsIOError",
     "GGMLType", "TypeInfo", "type_info", "types", "system_info",
-    "quantize_array", "dequantize_array",
+    "quantize_array", "dequantize_array", "matmul",
     "Tokenizer",
 ]

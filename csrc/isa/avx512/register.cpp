@@ -2,7 +2,8 @@
 // Everything in csrc/isa/avx512/ is compiled with the flags listed for
 // "avx512" in CMakeLists.txt; nothing else in the project sees them.
 #include "core/kernels.h"
+#include "isa/avx512/matmul.h"
 
 void kq_register_avx512(kq::KernelSet& ks) {
-    (void)ks;
+    kq::isa_avx512::register_matmul(ks);
 }
