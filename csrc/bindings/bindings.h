@@ -8,10 +8,7 @@ namespace kq::py_bind {
 void bind_errors(pybind11::module_& m);   // errors.cpp
 void bind_types(pybind11::module_& m);    // types.cpp: traits table, system info
 void bind_quant(pybind11::module_& m);    // quant.cpp: array quantize/dequantize
-<<<<<<< HEAD
 void bind_runtime(pybind11::module_& m);  // runtime.cpp: decoder model, scoring
-=======
 void bind_matmul(pybind11::module_& m);   // matmul.cpp: quantized matrix multiplication
->>>>>>> matmul
 
 }  // namespace kq::py_bind

@@ -5,9 +5,6 @@ PYBIND11_MODULE(_core, m) {
     kq::py_bind::bind_errors(m);
     kq::py_bind::bind_types(m);
     kq::py_bind::bind_quant(m);
-<<<<<<< HEAD
     kq::py_bind::bind_runtime(m);
-=======
     kq::py_bind::bind_matmul(m);
->>>>>>> matmul
 }
