@@ -33,12 +33,33 @@ def _rope(x, pos, n_rot, base, freq_scale, factors, neox):
     return x
 
 
-def forward(w: dict, hp: dict, ids) -> np.ndarray:
+def q8_roundtrip(x: np.ndarray) -> np.ndarray:
+    """x quantized to 8-bit blocks of 32 (ggml's Q8_0/Q8_1 activations: d =
+    max|x|/127 in fp16, q = round(x/d)) and back; what a quantized matmul
+    multiplies the weights with."""
+    shp = x.shape
+    b = np.asarray(x, np.float32).reshape(-1, 32)
+    d = np.abs(b).max(-1, keepdims=True) / np.float32(127)
+    inv = np.where(d > 0, 1 / np.where(d > 0, d, 1), 0).astype(np.float32)
+    v = b * inv
+    q = np.sign(v) * np.floor(np.abs(v) + 0.5)
+    return (q * d.astype(np.float16).astype(np.float32)).reshape(shp).astype(np.float64)
+
+
+def forward(w: dict, hp: dict, ids, act=None) -> np.ndarray:
     """Logits [n, vocab] (float64) for token ids from an empty context.
 
     w: name -> float array in NumPy (row-major, GGUF ne reversed) layout.
     hp: n_layer, n_head, n_head_kv, head_dim, n_rot, eps, base, freq_scale, neox.
+    act: optional dict weight name -> function applied to that matmul's input
+    (e.g. q8_roundtrip for weights whose matmul quantizes activations).
     """
+    act = act or {}
+
+    def mm(x, name):
+        f = act.get(name)
+        return (f(x) if f else x) @ f64[name].T
+
     ids = np.asarray(ids)
     n = len(ids)
     H, HKV, D = hp["n_head"], hp["n_head_kv"], hp["head_dim"]
@@ -49,9 +70,9 @@ def forward(w: dict, hp: dict, ids) -> np.ndarray:
     for i in range(hp["n_layer"]):
         p = f"blk.{i}."
         h = _rms(x, f64[p + "attn_norm.weight"], hp["eps"])
-        q = h @ f64[p + "attn_q.weight"].T + f64.get(p + "attn_q.bias", 0)
-        k = h @ f64[p + "attn_k.weight"].T + f64.get(p + "attn_k.bias", 0)
-        v = h @ f64[p + "attn_v.weight"].T + f64.get(p + "attn_v.bias", 0)
+        q = mm(h, p + "attn_q.weight") + f64.get(p + "attn_q.bias", 0)
+        k = mm(h, p + "attn_k.weight") + f64.get(p + "attn_k.bias", 0)
+        v = mm(h, p + "attn_v.weight") + f64.get(p + "attn_v.bias", 0)
         rp = (hp["n_rot"], hp["base"], hp["freq_scale"], factors, hp["neox"])
         q = _rope(q.reshape(n, H, D), pos, *rp)
         k = _rope(k.reshape(n, HKV, D), pos, *rp)
@@ -63,14 +84,14 @@ def forward(w: dict, hp: dict, ids) -> np.ndarray:
             s = np.where(np.tril(np.ones((n, n), bool)), s, -np.inf)
             s = np.exp(s - s.max(-1, keepdims=True))
             out[:, hh] = (s / s.sum(-1, keepdims=True)) @ v[:, kv]
-        x = x + out.reshape(n, H * D) @ f64[p + "attn_output.weight"].T
+        x = x + mm(out.reshape(n, H * D), p + "attn_output.weight")
         h = _rms(x, f64[p + "ffn_norm.weight"], hp["eps"])
-        g = h @ f64[p + "ffn_gate.weight"].T
-        u = h @ f64[p + "ffn_up.weight"].T
-        x = x + (g / (1 + np.exp(-g)) * u) @ f64[p + "ffn_down.weight"].T
+        g = mm(h, p + "ffn_gate.weight")
+        u = mm(h, p + "ffn_up.weight")
+        x = x + mm(g / (1 + np.exp(-g)) * u, p + "ffn_down.weight")
     x = _rms(x, f64["output_norm.weight"], hp["eps"])
-    out_w = f64.get("output.weight", f64["token_embd.weight"])
-    return x @ out_w.T
+    out = "output.weight" if "output.weight" in f64 else "token_embd.weight"
+    return mm(x, out)
 
 
 def weights_from_gguf(path) -> dict:

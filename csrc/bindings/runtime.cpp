@@ -53,6 +53,7 @@ rt::ModelConfig config_from(const py::dict& d) {
     c.rope_freq_base = get<float>(d, "rope_freq_base");
     c.rope_freq_scale = get<float>(d, "rope_freq_scale");
     c.rope_neox = get<bool>(d, "rope_neox");
+    if (d.contains("kv_f16")) c.kv_f16 = d["kv_f16"].cast<bool>();
     return c;
 }
 

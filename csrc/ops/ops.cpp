@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/fp16.h"
 #include "core/threadpool.h"
 
 namespace kq::ops {
@@ -11,6 +12,8 @@ namespace kq::ops {
 // Eight independent partial sums: the compiler maps them onto vector lanes
 // without needing to reassociate one serial sum.
 constexpr int kLanes = 8;
+
+inline float fp16_round(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
 
 float dot_f32(const float* a, const float* b, int64_t n) {
     float acc[kLanes] = {};
@@ -86,7 +89,7 @@ void softmax(float* x, int64_t n) {
 }
 
 void attention(const float* q, const float* k, const float* v, int64_t kv_stride, float* out, int64_t n,
-               int64_t n_past, int n_head, int n_kv, int hd, int threads) {
+               int64_t n_past, int n_head, int n_kv, int hd, bool round_probs, int threads) {
     const int group = n_head / n_kv;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const int64_t q_stride = static_cast<int64_t>(n_head) * hd;
@@ -103,12 +106,18 @@ void attention(const float* q, const float* k, const float* v, int64_t kv_stride
             for (int64_t j = 0; j < n_keys; ++j)
                 sc[static_cast<size_t>(j)] = dot_f32(qi, k + j * kv_stride + static_cast<int64_t>(kvh) * hd, hd) * scale;
             softmax(sc.data(), n_keys);
+            if (round_probs)
+                for (int64_t j = 0; j < n_keys; ++j) sc[static_cast<size_t>(j)] = fp16_round(sc[static_cast<size_t>(j)]);
             float* o = out + i * q_stride + static_cast<int64_t>(h) * hd;
             std::fill(o, o + hd, 0.0f);
             for (int64_t j = 0; j < n_keys; ++j)
                 axpy_f32(sc[static_cast<size_t>(j)], v + j * kv_stride + static_cast<int64_t>(kvh) * hd, o, hd);
         }
     });
+}
+
+void round_fp16(float* x, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) x[i] = fp16_round(x[i]);
 }
 
 void swiglu(float* g, const float* u, int64_t n) {

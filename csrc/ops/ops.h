@@ -43,8 +43,13 @@ void softmax(float* x, int64_t n);
 //   k,v: caches [n_past + n, n_kv * hd] holding every position so far (row stride kv_stride)
 //   out: [n, n_head * hd]
 // Query head h reads kv head h / (n_head / n_kv). Scores are scaled by 1/sqrt(hd).
+// round_probs: round the softmax output to fp16 before weighting V, as
+// ggml's mul_mat(V, KQ) does with an F16 V cache (it converts KQ to V's type).
 void attention(const float* q, const float* k, const float* v, int64_t kv_stride, float* out, int64_t n,
-               int64_t n_past, int n_head, int n_kv, int hd, int threads);
+               int64_t n_past, int n_head, int n_kv, int hd, bool round_probs, int threads);
+
+// x[i] = fp16(x[i]) as float: the values an F16 cache / F16 operand holds.
+void round_fp16(float* x, int64_t n);
 
 // SwiGLU: g[i] = silu(g[i]) * u[i] over n floats, silu(x) = x / (1 + exp(-x)).
 void swiglu(float* g, const float* u, int64_t n);

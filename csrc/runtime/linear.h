@@ -23,14 +23,15 @@ struct WeightView {
     bool present() const { return data != nullptr; }
 };
 
-// y[n, w.ne1] = x[n, w.ne0] @ W^T on `threads` threads.
+// y[n, w.ne1] = x[n, w.ne0] @ W^T on `threads` threads (kq::matmul: x is
+// quantized to the weight type's vec_dot_type, as ggml does).
 void linear(const WeightView& w, const float* x, int64_t n, float* y, int threads);
 
 // y[i, :] = row ids[i] of W, dequantized (embedding lookup). ids must be in
 // range (checked by the caller).
 void get_rows(const WeightView& w, const int32_t* ids, int64_t n, float* y);
 
-// Row dequantizer for a type (see dequant_stopgap.cpp); throws naming `what`
+// Row dequantizer for a type; throws naming `what`
 // when the type cannot be dequantized.
 dequantize_row_fn row_dequantizer(const TypeTraits& t, const std::string& what);
 

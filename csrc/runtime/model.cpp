@@ -168,10 +168,15 @@ void LlamaModel::forward_batch(const int32_t* ids, int64_t n, int64_t out_begin,
         add_bias(v, L.bv, n);
         rows_rope(q, H);
         rows_rope(k, HKV);
+        if (cfg_.kv_f16) {
+            ops::round_fp16(q, n * QW);
+            ops::round_fp16(k, n * KW);
+            ops::round_fp16(v, n * KW);
+        }
         std::memcpy(L.k_cache.data() + n_past_ * KW, k, sizeof(float) * static_cast<size_t>(n * KW));
         std::memcpy(L.v_cache.data() + n_past_ * KW, v, sizeof(float) * static_cast<size_t>(n * KW));
         ops::attention(q, L.k_cache.data(), L.v_cache.data(), KW, att, n, n_past_, static_cast<int>(H),
-                       static_cast<int>(HKV), static_cast<int>(D), threads);
+                       static_cast<int>(HKV), static_cast<int>(D), cfg_.kv_f16, threads);
         linear(L.wo, att, n, tmp, threads);
         add_into(x, tmp, n * E);
 

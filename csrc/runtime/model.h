@@ -35,6 +35,11 @@ struct ModelConfig {
     float rope_freq_base = 10000.0f;
     float rope_freq_scale = 1.0f;
     bool rope_neox = false;
+    // F16 KV-cache numerics (llama.cpp's default cache type): K and V are
+    // rounded to fp16 as they enter the cache, Q is rounded to fp16 for the
+    // K.Q dot and the softmax weights to fp16 for the V product - exactly
+    // the operands ggml's mul_mat sees with an F16 cache.
+    bool kv_f16 = true;
 };
 
 using TensorMap = std::map<std::string, WeightView>;

@@ -7,12 +7,16 @@ Files:
     GGUFFile (read, mmap), GGUFWriter (streaming write)
 Text:
     Tokenizer (llama.cpp-exact tokenization from GGUF tokenizer metadata)
+Inference:
+    Model (Llama-family GGUF decoder on the CPU), perplexity, kl_divergence
 """
 from ._core import KQuantsError, GGUFError, KQuantsIOError  # noqa: F401
 from .types import GGMLType, TypeInfo, type_info, types, system_info  # noqa: F401
 from .quant import quantize_array, dequantize_array  # noqa: F401
 from .matmul import matmul  # noqa: F401
 from .tokenizer import Tokenizer  # noqa: F401
+from .model import Model  # noqa: F401
+from .perplexity import perplexity, kl_divergence  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -21,4 +25,5 @@ __all__ = [
     "GGMLType", "TypeInfo", "type_info", "types", "system_info",
     "quantize_array", "dequantize_array", "matmul",
     "Tokenizer",
+    "Model", "perplexity", "kl_divergence",
 ]
