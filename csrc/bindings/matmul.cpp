@@ -14,36 +14,79 @@ namespace py = pybind11;
 
 namespace kq::py_bind {
 
+namespace {
+
+const KernelSet& kernel_set(const std::string& isa) { return isa.empty() ? kernels() : kernels_for(isa); }
+
+void check_bytes(const py::array& w, size_t row_bytes, int64_t rows, int64_t k, const TypeTraits& t,
+                 const char* what) {
+    if (static_cast<size_t>(w.size()) != row_bytes * static_cast<size_t>(rows))
+        throw Error(std::string("matmul: ") + what + " hold " + std::to_string(w.size()) + " bytes, but " +
+                    std::to_string(rows) + " rows of " + std::to_string(k) + " " + t.name + " values need " +
+                    std::to_string(row_bytes * static_cast<size_t>(rows)));
+}
+
+}  // namespace
+
 void bind_matmul(py::module_& m) {
-    // w: uint8 bytes of m rows of k elements of type_id; x: float32 [n, k].
+    // Whether kernel set `isa` multiplies `type_id` from a prepared layout.
+    m.def(
+        "prepared_row_bytes",
+        [](uint32_t type_id, int64_t k, const std::string& isa) {
+            return prepared_row_bytes(type_traits(type_id, "matmul: weight type"), k, &kernel_set(isa));
+        },
+        py::arg("type_id"), py::arg("k"), py::arg("isa") = "");
+
+    // ggml rows -> the packed layout of kernel set `isa` (uint8 [rows, bytes]).
+    m.def(
+        "prepare_weights",
+        [](py::array_t<uint8_t, py::array::c_style> w, uint32_t type_id, int64_t rows, int64_t k, int threads,
+           const std::string& isa) {
+            const TypeTraits& t = type_traits(type_id, "matmul: weight type");
+            if (rows < 0 || k <= 0) throw Error("matmul: weight shape must be positive");
+            const KernelSet& ks = kernel_set(isa);
+            check_bytes(w, row_size(t, k), rows, k, t, "weights");
+            const size_t pr = prepared_row_bytes(t, k, &ks);
+            py::array_t<uint8_t> out({rows, static_cast<int64_t>(pr)});
+            const uint8_t* wp = w.data();
+            uint8_t* op = out.mutable_data();
+            if (pr) {
+                py::gil_scoped_release nogil;
+                prepare_weights(t, wp, rows, k, op, threads, &ks);
+            }
+            return out;
+        },
+        py::arg("w"), py::arg("type_id"), py::arg("rows"), py::arg("k"), py::arg("threads") = 0, py::arg("isa") = "");
+
+    // w: uint8 bytes of m rows of k elements of type_id (ggml rows, or the
+    // prepared layout when prepared=True); x: float32 [n, k].
     // Returns float32 [n, m] = x @ W^T.
     m.def(
         "matmul",
         [](py::array_t<uint8_t, py::array::c_style> w, uint32_t type_id, int64_t rows, int64_t k,
-           py::array_t<float, py::array::c_style> x, int threads, const std::string& isa) {
+           py::array_t<float, py::array::c_style> x, int threads, const std::string& isa, bool prepared) {
             const TypeTraits& t = type_traits(type_id, "matmul: weight type");
             if (rows < 0 || k <= 0) throw Error("matmul: weight shape must be positive");
-            const size_t rs = row_size(t, k);
-            if (static_cast<size_t>(w.size()) != rs * static_cast<size_t>(rows))
-                throw Error("matmul: weights hold " + std::to_string(w.size()) + " bytes, but " +
-                            std::to_string(rows) + " rows of " + std::to_string(k) + " " + t.name + " values need " +
-                            std::to_string(rs * static_cast<size_t>(rows)));
+            const KernelSet* ks = &kernel_set(isa);
+            if (prepared)
+                check_bytes(w, prepared_row_bytes(t, k, ks), rows, k, t, "prepared weights");
+            else
+                check_bytes(w, row_size(t, k), rows, k, t, "weights");
             if (x.ndim() != 2 || x.shape(1) != k)
                 throw Error("matmul: x must be [n, " + std::to_string(k) + "] to match the weights");
             const int64_t n = x.shape(0);
-            const KernelSet* ks = isa.empty() ? nullptr : &kernels_for(isa);
             py::array_t<float> out({n, rows});
             const uint8_t* wp = w.data();
             const float* xp = x.data();
             float* yp = out.mutable_data();
             {
                 py::gil_scoped_release nogil;
-                matmul(t, wp, rows, k, xp, n, yp, threads, ks);
+                matmul(t, wp, rows, k, xp, n, yp, threads, ks, prepared);
             }
             return out;
         },
         py::arg("w"), py::arg("type_id"), py::arg("rows"), py::arg("k"), py::arg("x"), py::arg("threads") = 0,
-        py::arg("isa") = "");
+        py::arg("isa") = "", py::arg("prepared") = false);
 }
 
 }  // namespace kq::py_bind

@@ -16,6 +16,9 @@
 #include "core/traits.h"
 
 namespace kq {
+namespace packed {
+struct WeightLayout;  // matmul/packed.h
+}
 
 // Matrix multiplication (issue 3). Weights W are rows of k elements in the
 // type's own blocks; activations are rows of k elements already converted to
@@ -23,11 +26,11 @@ namespace kq {
 //
 // vec_dot: dot product of one weight row with one activation row.
 using vec_dot_fn = float (*)(int64_t k, const void* w, const void* a);
-// gemm: y[c * ldy + r] = dot(weight row r, activation row c) for r < nr,
-// c < nc. Weight row r starts at w + r * w_stride bytes, activation row c at
-// a + c * a_stride bytes. Any nr, nc >= 1: the kernel tiles rows x columns in
-// registers and handles the edges. Called by csrc/matmul/matmul.cpp on one
-// cache block at a time, from several threads at once.
+// gemm: y[c * ldy + r] = dot(weight row r, activation column c) for r < nr,
+// c < nc. Weight row r starts at w + r * w_stride bytes, activation column c
+// at a + c * a_stride bytes. Any nr, nc >= 1: the kernel blocks the columns
+// for the cache and tiles rows x columns in registers. The driver
+// (csrc/matmul/matmul.cpp) hands each thread a chunk of rows and all columns.
 using gemm_fn = void (*)(int64_t k, const void* w, size_t w_stride, int64_t nr, const void* a, size_t a_stride,
                          int64_t nc, float* y, int64_t ldy);
 
@@ -39,9 +42,10 @@ struct TypeKernels {
     // Rows per gemm call the kernel prefers (its register/pack tile): the
     // driver makes row chunks a multiple of it. 1 = no preference.
     int gemm_row_align = 1;
-    // True when gemm blocks k itself (packs panels): the driver then passes
-    // all activation columns in one call instead of L2-sized column blocks.
-    bool gemm_blocks_k = false;
+    // Non-null: gemm reads weights and activations in these packed layouts
+    // (weights packed once per PreparedWeight, or per row chunk and call;
+    // activations packed once per call). Null: ggml's rows and vec_dot_type rows.
+    const packed::WeightLayout* layout = nullptr;
 };
 
 struct KernelSet {

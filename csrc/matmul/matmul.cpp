@@ -1,26 +1,26 @@
 #include "matmul/matmul.h"
 
 #include <algorithm>
+#include <cctype>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "matmul/packed.h"
 
 namespace kq {
 namespace {
 
-// Cache budgets of the blocking below. They are deliberately well under the
-// L2 of current cores (1-2 MiB): a row chunk of weights (kWeightBlockBytes)
-// and a column block of activations (kActBlockBytes) stay in L2 while the
-// kernel sweeps one across the other, with room for the output tile.
+// Weight bytes per row chunk of the mat-mat path: the chunk stays in L2 while
+// the kernel sweeps the activation columns across it (the kernels block the
+// columns themselves). Well under the 1-2 MiB L2 of current cores.
 constexpr size_t kWeightBlockBytes = 256 * 1024;
-constexpr size_t kActBlockBytes = 512 * 1024;
 // Mat-vec: weight bytes per task handed to a thread. Large enough to
 // amortise the hand-off (~100 ns), small enough to balance the threads.
 constexpr size_t kMatVecTaskBytes = 64 * 1024;
-// Below this many activation columns the weights are streamed once
-// (mat-vec path: memory bound, split over rows only).
+// Up to this many activation columns every weight byte is used so few times
+// that the product is memory bound: split over rows in small tasks.
 constexpr int64_t kMatVecMaxCols = 4;
 
 int64_t align_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
@@ -34,8 +34,10 @@ struct AlignedBuf {
     }
 };
 
-thread_local AlignedBuf t_scratch[4];
-thread_local AlignedBuf t_act;  // the driver's activation buffer (caller thread)
+thread_local AlignedBuf t_scratch[4];  // matmul_scratch: the ISA kernels' panels
+thread_local AlignedBuf t_act;         // the driver's activations (caller thread)
+thread_local AlignedBuf t_wpack;       // a row chunk packed for this call
+thread_local AlignedBuf t_qrow;        // one quantized activation row before packing
 
 std::string upper(const char* s) {
     std::string u = s;
@@ -43,57 +45,95 @@ std::string upper(const char* s) {
     return u;
 }
 
+const TypeKernels& matmul_kernels(const TypeTraits& t, const KernelSet& ks) {
+    const TypeKernels& tk = ks[t.id];
+    if (!tk.gemm) throw Error("matmul: type " + upper(t.name) + " has no matrix multiplication");
+    return tk;
+}
+
 }  // namespace
 
 void* matmul_scratch(int slot, size_t bytes) { return t_scratch[slot & 3].get(bytes); }
 
+size_t prepared_row_bytes(const TypeTraits& t, int64_t k, const KernelSet* ks) {
+    const TypeKernels& tk = matmul_kernels(t, ks ? *ks : kernels());
+    row_size(t, k);  // validates k
+    return tk.layout ? packed::packed_row_bytes(*tk.layout, k) : 0;
+}
+
+void prepare_weights(const TypeTraits& t, const void* w, int64_t m, int64_t k, void* out, int threads,
+                     const KernelSet* ks) {
+    const TypeKernels& tk = matmul_kernels(t, ks ? *ks : kernels());
+    if (!tk.layout) throw Error("matmul: type " + upper(t.name) + " has no prepared layout in this kernel set");
+    const size_t src = row_size(t, k), dst = packed::packed_row_bytes(*tk.layout, k);
+    parallel_for(m, std::max<int64_t>(1, static_cast<int64_t>(kMatVecTaskBytes / dst)), threads,
+                 [&](int64_t r0, int64_t r1) {
+                     for (int64_t r = r0; r < r1; ++r)
+                         tk.layout->pack_row(static_cast<const uint8_t*>(w) + r * src, k,
+                                             static_cast<uint8_t*>(out) + r * dst);
+                 });
+}
+
 void matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const float* x, int64_t n, float* y,
-            int threads, const KernelSet* ks_in) {
+            int threads, const KernelSet* ks_in, bool w_packed) {
     const KernelSet& ks = ks_in ? *ks_in : kernels();
-    const TypeKernels& tk = ks[t.id];
-    if (!tk.gemm) throw Error("matmul: type " + upper(t.name) + " has no matrix multiplication");
+    const TypeKernels& tk = matmul_kernels(t, ks);
     if (m < 0 || n < 0 || k <= 0) throw Error("matmul: bad shape");
-    const size_t w_row = row_size(t, k);
-    const TypeTraits& at = type_traits(t.vec_dot_type);
-    const size_t a_row = row_size(at, k);
+    const packed::WeightLayout* L = tk.layout;
+    if (w_packed && !L)
+        throw Error("matmul: prepared " + upper(t.name) + " weights need a kernel set with a packed layout (not '" +
+                    ks.isa + "')");
+    const size_t src_row = row_size(t, k);
+    const size_t w_row = L ? packed::packed_row_bytes(*L, k) : src_row;
+    const TypeTraits& at = type_traits(L ? L->act : t.vec_dot_type);
+    const size_t q_row = row_size(at, k);
+    const size_t a_row = L ? packed::act_row_bytes(L->lb, k) : q_row;
     if (m == 0 || n == 0) return;
     threads = resolve_threads(threads);
 
-    // 1. Activations -> vec_dot_type, once per call (F32 needs no copy).
+    // 1. Activations -> vec_dot_type (-> packed), once per call. F32 rows
+    // are used as they are.
     const uint8_t* a = reinterpret_cast<const uint8_t*>(x);
-    if (at.id != TypeId::F32) {
+    if (L || at.id != TypeId::F32) {
         const quantize_row_fn q = ks[at.id].quantize;
         uint8_t* buf = static_cast<uint8_t*>(t_act.get(a_row * static_cast<size_t>(n)));
         parallel_for(n, std::max<int64_t>(1, 16384 / k), threads, [&](int64_t c0, int64_t c1) {
-            for (int64_t c = c0; c < c1; ++c) q(x + c * k, buf + c * a_row, k, nullptr);
+            for (int64_t c = c0; c < c1; ++c) {
+                if (!L) {
+                    q(x + c * k, buf + c * a_row, k, nullptr);
+                    continue;
+                }
+                void* tmp = t_qrow.get(q_row);
+                q(x + c * k, tmp, k, nullptr);
+                packed::pack_act_row(*L, tmp, k, buf + c * a_row);
+            }
         });
         a = buf;
     }
+
+    // 2. Weights: chunks of rows per task, packed on the fly unless prepared.
     const uint8_t* wb = static_cast<const uint8_t*>(w);
+    const bool pack = L && !w_packed;
+    auto run = [&](int64_t r0, int64_t r1) {
+        const uint8_t* rows = w_packed ? wb + r0 * w_row : wb + r0 * src_row;
+        if (pack) {
+            uint8_t* p = static_cast<uint8_t*>(t_wpack.get(w_row * static_cast<size_t>(r1 - r0)));
+            for (int64_t r = r0; r < r1; ++r) L->pack_row(wb + r * src_row, k, p + (r - r0) * w_row);
+            rows = p;
+        }
+        tk.gemm(k, rows, w_row, r1 - r0, a, a_row, n, y + r0, m);
+    };
     const int64_t align = std::max(1, tk.gemm_row_align);
-
-    // 2a. Mat-vec: every weight byte is used n <= 4 times; split rows only.
+    int64_t grain;
     if (n <= kMatVecMaxCols) {
-        const int64_t grain = align_up(std::max<int64_t>(1, static_cast<int64_t>(kMatVecTaskBytes / w_row)), align);
-        parallel_for(m, grain, threads, [&](int64_t r0, int64_t r1) {
-            tk.gemm(k, wb + r0 * w_row, w_row, r1 - r0, a, a_row, n, y + r0, m);
-        });
-        return;
+        // Mat-vec: every weight byte is used n times; small tasks over rows.
+        grain = align_up(std::max<int64_t>(1, static_cast<int64_t>(kMatVecTaskBytes / w_row)), align);
+    } else {
+        // Mat-mat: L2-sized row chunks, at least 4 per thread for balance.
+        grain = align_up(std::max<int64_t>(1, static_cast<int64_t>(kWeightBlockBytes / w_row)), align);
+        grain = std::max(align, std::min(grain, align_up((m + 4 * threads - 1) / (4 * threads), align)));
     }
-
-    // 2b. Mat-mat: a thread takes a chunk of rows (kept in L2) and sweeps the
-    // activation columns in L2-sized blocks across it; the kernel tiles rows x
-    // columns in registers.
-    int64_t rc = align_up(std::max<int64_t>(1, static_cast<int64_t>(kWeightBlockBytes / w_row)), align);
-    const int64_t balanced = align_up((m + 4 * threads - 1) / (4 * threads), align);  // >= 4 tasks per thread
-    rc = std::max(align, std::min(rc, balanced));
-    int64_t cb = n;
-    if (!tk.gemm_blocks_k) cb = std::max<int64_t>(4, static_cast<int64_t>(kActBlockBytes / a_row) / 4 * 4);
-    parallel_for(m, rc, threads, [&](int64_t r0, int64_t r1) {
-        for (int64_t c0 = 0; c0 < n; c0 += cb)
-            tk.gemm(k, wb + r0 * w_row, w_row, r1 - r0, a + c0 * a_row, a_row, std::min(cb, n - c0),
-                    y + c0 * m + r0, m);
-    });
+    parallel_for(m, grain, threads, run);
 }
 
 }  // namespace kq

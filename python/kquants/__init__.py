@@ -2,7 +2,7 @@
 
 Array level (this module):
     quantize_array, dequantize_array, type_info, GGMLType, system_info
-    matmul (y = x @ W.T with W quantized)
+    matmul (y = x @ W.T with W quantized), PreparedWeight
 Files:
     GGUFFile (read, mmap), GGUFWriter (streaming write)
 Text:
@@ -13,7 +13,7 @@ Inference:
 from ._core import KQuantsError, GGUFError, KQuantsIOError  # noqa: F401
 from .types import GGMLType, TypeInfo, type_info, types, system_info  # noqa: F401
 from .quant import quantize_array, dequantize_array  # noqa: F401
-from .matmul import matmul  # noqa: F401
+from .matmul import matmul, PreparedWeight  # noqa: F401
 from .tokenizer import Tokenizer  # noqa: F401
 from .model import Model  # noqa: F401
 from .perplexity import perplexity, kl_divergence  # noqa: F401
@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "KQuantsError", "GGUFError", "KQuantsIOError",
     "GGMLType", "TypeInfo", "type_info", "types", "system_info",
-    "quantize_array", "dequantize_array", "matmul",
+    "quantize_array", "dequantize_array", "matmul", "PreparedWeight",
     "Tokenizer",
     "Model", "perplexity", "kl_divergence",
 ]

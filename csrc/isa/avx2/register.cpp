@@ -2,7 +2,8 @@
 // Everything in csrc/isa/avx2/ is compiled with the flags listed for
 // "avx2" in CMakeLists.txt; nothing else in the project sees them.
 #include "core/kernels.h"
+#include "isa/avx2/matmul.h"
 
 void kq_register_avx2(kq::KernelSet& ks) {
-    (void)ks;
+    kq::isa_avx2::register_matmul(ks);
 }

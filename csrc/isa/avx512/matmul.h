@@ -9,5 +9,6 @@ void register_matmul(KernelSet& ks);
 
 // Per type family, called by register_matmul (matmul_*.cpp).
 void register_matmul_float(KernelSet& ks);
+void register_matmul_quant(KernelSet& ks);
 
 }  // namespace kq::isa_avx512

@@ -22,10 +22,12 @@ void register_matmul_float(KernelSet& ks) {
         k.vec_dot = e.dot;
         k.gemm = e.gemm;
         k.gemm_row_align = kMR;
-        k.gemm_blocks_k = true;
     }
 }
 
-void register_matmul(KernelSet& ks) { register_matmul_float(ks); }
+void register_matmul(KernelSet& ks) {
+    register_matmul_float(ks);
+    register_matmul_quant(ks);
+}
 
 }  // namespace kq::isa_avx512

@@ -16,18 +16,7 @@
 //    and does 2 FMAs per column, for kNR = 12 columns: 24 accumulators, and
 //    14 loads per 24 FMAs, so it runs at the FMA rate out of L1.
 #pragma once
-// GCC 12 reports -W(maybe-)uninitialized inside avx512fintrin.h for the
-// unmasked forms of some intrinsics (built on _mm512_undefined_*()); a false
-// positive. The warning's location is the intrinsic header, so the pragma
-// must be in force where that header is first read.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
-
-#include <cstddef>
-#include <cstdint>
-
+#include "isa/avx512/mm512_common.h"
 #include "matmul/matmul.h"
 
 namespace kq::isa_avx512 {
@@ -59,10 +48,6 @@ struct EBF16 {
     }
 };
 
-inline __mmask16 low_mask16(int64_t n) {
-    return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n > 0 ? n : 0)) - 1u);
-}
-inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // ---- gemv ------------------------------------------------------------------
 constexpr int kGemvRows = 4;     // weight rows per tile (shares activation loads)
@@ -259,4 +244,3 @@ float vec_dot_float(int64_t k, const void* w, const void* a) {
 }  // namespace
 }  // namespace kq::isa_avx512
 
-#pragma GCC diagnostic pop

@@ -2,7 +2,8 @@
 // Everything in csrc/isa/avx512vnni/ is compiled with the flags listed for
 // "avx512vnni" in CMakeLists.txt; nothing else in the project sees them.
 #include "core/kernels.h"
+#include "isa/avx512vnni/matmul.h"
 
 void kq_register_avx512vnni(kq::KernelSet& ks) {
-    (void)ks;
+    kq::isa_avx512vnni::register_matmul(ks);
 }

@@ -1,0 +1,10 @@
+// Matmul kernels of the avx512vnni folder (see core/kernels.h for the entries).
+// Registered after the avx512 folder's: entries set here replace those.
+#pragma once
+#include "core/kernels.h"
+
+namespace kq::isa_avx512vnni {
+
+void register_matmul(KernelSet& ks);
+
+}  // namespace kq::isa_avx512vnni

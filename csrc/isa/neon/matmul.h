@@ -1,0 +1,13 @@
+// Matmul kernels of the neon folder (see core/kernels.h for the entries).
+#pragma once
+#include "core/kernels.h"
+
+namespace kq::isa_neon {
+
+// Installs this folder's vec_dot / gemm entries into ks.
+void register_matmul(KernelSet& ks);
+
+void register_matmul_float(KernelSet& ks);  // matmul_float.cpp
+void register_matmul_quant(KernelSet& ks);  // matmul_quant.cpp
+
+}  // namespace kq::isa_neon
