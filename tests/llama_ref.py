@@ -46,6 +46,11 @@ def q8_roundtrip(x: np.ndarray) -> np.ndarray:
     return (q * d.astype(np.float16).astype(np.float32)).reshape(shp).astype(np.float64)
 
 
+def f16_roundtrip(x: np.ndarray) -> np.ndarray:
+    """x rounded to fp16: the activations a matmul with F16 weights multiplies."""
+    return np.asarray(x, np.float32).astype(np.float16).astype(np.float64)
+
+
 def forward(w: dict, hp: dict, ids, act=None) -> np.ndarray:
     """Logits [n, vocab] (float64) for token ids from an empty context.
 
@@ -160,7 +165,10 @@ def write_tiny_gguf(path, *, arch="llama", n_vocab=96, n_embd=64, n_layer=2, n_h
     if rope_scaling:
         kv[f"{arch}.rope.scaling.type"] = (wr.add_string, rope_scaling[0])
         kv[f"{arch}.rope.scaling.factor"] = (wr.add_float32, rope_scaling[1])
-    for k, (fn, val) in {**kv, **(extra_kv or {})}.items():
+    for k, v in (extra_kv or {}).items():  # plain values: int -> uint32, float -> float32, str
+        kv[k] = (wr.add_uint32 if isinstance(v, int) else wr.add_float32 if isinstance(v, float)
+                 else wr.add_string, v)
+    for k, (fn, val) in kv.items():
         if k not in drop_keys:
             fn(k, val)
     # A byte-level stand-in vocabulary so the file is self-contained.

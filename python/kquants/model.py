@@ -211,13 +211,20 @@ class Model:
     length, at most 4096); it may not exceed the model's context length.
     ``tokenizer``: an object with ``encode(text, add_bos=...)`` / ``decode(ids)``
     (default: kquants.Tokenizer from the file's tokenizer metadata).
+    ``kv_cache``: "f16" (llama.cpp's default: K/V, Q and attention weights
+    carry fp16 precision, so results track llama.cpp) or "f32".
     """
 
     def __init__(self, path: PathLike, threads: Optional[int] = None, n_ctx: Optional[int] = None,
-                 tokenizer: Any = None):
+                 tokenizer: Any = None, kv_cache: str = "f16"):
         self.path = os.fspath(path)
+        if kv_cache not in ("f16", "f32"):
+            raise KQuantsError(f"kv_cache must be 'f16' or 'f32', got {kv_cache!r}")
+        if threads is not None and int(threads) < 0:
+            raise KQuantsError(f"threads must be positive (or None for the default), got {threads}")
         meta, tensors = _read_gguf(self.path)
         cfg, extra = _hparams(self.path, meta, tensors, n_ctx)
+        cfg["kv_f16"] = kv_cache == "f16"
         refs = list(tensors.values()) + extra
         self._native = _core.LlamaModel(cfg, [(t.name, t.data, t.type_id, t.ne0, t.ne1) for t in refs])
         self.config = cfg
