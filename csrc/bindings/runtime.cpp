@@ -160,7 +160,13 @@ void bind_runtime(py::module_& m) {
             std::vector<rt::KldRow> res(static_cast<size_t>(rows));
             {
                 py::gil_scoped_release nogil;
-                std::scoped_lock lk(model.mu, base.mu);
+                // The same object may be passed as both (a model against itself).
+                std::unique_lock<std::mutex> lk_model(model.mu, std::defer_lock);
+                std::unique_lock<std::mutex> lk_base(base.mu, std::defer_lock);
+                if (&base != &model)
+                    std::lock(lk_model, lk_base);  // deadlock-free order
+                else
+                    lk_model.lock();
                 eval_chunk(base, ids.data(), n, first, base.base_logits, threads);
                 eval_chunk(model, ids.data(), n, first, model.logits, threads);
                 rt::kld_rows(model.logits.data(), base.base_logits.data(), rows, V, ids.data() + first + 1,

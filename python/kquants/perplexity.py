@@ -73,6 +73,9 @@ def _load_text(text_or_path) -> str:
 
 def _as_model(model, threads, n_ctx) -> Model:
     if isinstance(model, Model):
+        if n_ctx > model.n_ctx_train:
+            raise KQuantsError(f"n_ctx={n_ctx} is longer than the model's context length {model.n_ctx_train} "
+                               f"({model.path})")
         if model.n_ctx < n_ctx:
             raise KQuantsError(f"the model was opened with n_ctx={model.n_ctx}, smaller than the "
                                f"evaluation context {n_ctx}; open it with Model(path, n_ctx={n_ctx})")
