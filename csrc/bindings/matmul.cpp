@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/kernels.h"
 #include "matmul/matmul.h"
+#include "matmul/membw.h"
 
 namespace py = pybind11;
 
@@ -29,6 +30,15 @@ void check_bytes(const py::array& w, size_t row_bytes, int64_t rows, int64_t k, 
 }  // namespace
 
 void bind_matmul(py::module_& m) {
+    // Streaming read bandwidth in GB/s (benchmarks/bench_matmul.py).
+    m.def(
+        "read_bandwidth_gbs",
+        [](size_t nbytes, int threads, int reps) {
+            py::gil_scoped_release nogil;
+            return read_bandwidth_gbs(nbytes, threads, reps);
+        },
+        py::arg("nbytes"), py::arg("threads") = 1, py::arg("reps") = 3);
+
     // Whether kernel set `isa` multiplies `type_id` from a prepared layout.
     m.def(
         "prepared_row_bytes",
@@ -36,6 +46,22 @@ void bind_matmul(py::module_& m) {
             return prepared_row_bytes(type_traits(type_id, "matmul: weight type"), k, &kernel_set(isa));
         },
         py::arg("type_id"), py::arg("k"), py::arg("isa") = "");
+
+    // One dot product: a weight row of type_id against an activation row in
+    // its vec_dot_type (as quantize_array writes it), with kernel set `isa`.
+    m.def(
+        "vec_dot",
+        [](py::array_t<uint8_t, py::array::c_style> w, py::array_t<uint8_t, py::array::c_style> a, uint32_t type_id,
+           int64_t k, const std::string& isa) {
+            const TypeTraits& t = type_traits(type_id, "vec_dot: weight type");
+            const KernelSet& ks = kernel_set(isa);
+            if (!ks[t.id].vec_dot) throw Error(std::string("vec_dot: type ") + t.name + " has no dot product");
+            if (static_cast<size_t>(w.size()) != row_size(t, k) ||
+                static_cast<size_t>(a.size()) != row_size(type_traits(t.vec_dot_type), k))
+                throw Error("vec_dot: row sizes do not match k");
+            return ks[t.id].vec_dot(k, w.data(), a.data());
+        },
+        py::arg("w"), py::arg("a"), py::arg("type_id"), py::arg("k"), py::arg("isa") = "");
 
     // ggml rows -> the packed layout of kernel set `isa` (uint8 [rows, bytes]).
     m.def(

@@ -46,11 +46,19 @@ struct TypeKernels {
     // (weights packed once per PreparedWeight, or per row chunk and call;
     // activations packed once per call). Null: ggml's rows and vec_dot_type rows.
     const packed::WeightLayout* layout = nullptr;
+    // Optional faster equivalent of layout->pack_row (same bytes).
+    void (*pack_row)(const void* src, int64_t k, void* dst) = nullptr;
 };
+
+// Reads n bytes (a multiple of 256) at p, returns the XOR of their 64-bit
+// words: the streaming read that the matmul benchmark measures memory
+// bandwidth with (matmul/membw.cpp), at the ISA's full load width.
+using stream_read_fn = uint64_t (*)(const void* p, size_t n);
 
 struct KernelSet {
     std::string isa = "generic";
     TypeKernels by_type[kMaxTypeId];
+    stream_read_fn stream_read = nullptr;
     const TypeKernels& operator[](TypeId id) const { return by_type[static_cast<uint32_t>(id)]; }
     TypeKernels& operator[](TypeId id) { return by_type[static_cast<uint32_t>(id)]; }
 };

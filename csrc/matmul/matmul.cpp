@@ -66,11 +66,11 @@ void prepare_weights(const TypeTraits& t, const void* w, int64_t m, int64_t k, v
     const TypeKernels& tk = matmul_kernels(t, ks ? *ks : kernels());
     if (!tk.layout) throw Error("matmul: type " + upper(t.name) + " has no prepared layout in this kernel set");
     const size_t src = row_size(t, k), dst = packed::packed_row_bytes(*tk.layout, k);
+    const auto pack = tk.pack_row ? tk.pack_row : tk.layout->pack_row;
     parallel_for(m, std::max<int64_t>(1, static_cast<int64_t>(kMatVecTaskBytes / dst)), threads,
                  [&](int64_t r0, int64_t r1) {
                      for (int64_t r = r0; r < r1; ++r)
-                         tk.layout->pack_row(static_cast<const uint8_t*>(w) + r * src, k,
-                                             static_cast<uint8_t*>(out) + r * dst);
+                         pack(static_cast<const uint8_t*>(w) + r * src, k, static_cast<uint8_t*>(out) + r * dst);
                  });
 }
 
@@ -114,15 +114,7 @@ void matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const floa
     // 2. Weights: chunks of rows per task, packed on the fly unless prepared.
     const uint8_t* wb = static_cast<const uint8_t*>(w);
     const bool pack = L && !w_packed;
-    auto run = [&](int64_t r0, int64_t r1) {
-        const uint8_t* rows = w_packed ? wb + r0 * w_row : wb + r0 * src_row;
-        if (pack) {
-            uint8_t* p = static_cast<uint8_t*>(t_wpack.get(w_row * static_cast<size_t>(r1 - r0)));
-            for (int64_t r = r0; r < r1; ++r) L->pack_row(wb + r * src_row, k, p + (r - r0) * w_row);
-            rows = p;
-        }
-        tk.gemm(k, rows, w_row, r1 - r0, a, a_row, n, y + r0, m);
-    };
+    const auto pack_row = pack ? (tk.pack_row ? tk.pack_row : L->pack_row) : nullptr;
     const int64_t align = std::max(1, tk.gemm_row_align);
     int64_t grain;
     if (n <= kMatVecMaxCols) {
@@ -133,6 +125,21 @@ void matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const floa
         grain = align_up(std::max<int64_t>(1, static_cast<int64_t>(kWeightBlockBytes / w_row)), align);
         grain = std::max(align, std::min(grain, align_up((m + 4 * threads - 1) / (4 * threads), align)));
     }
+    // A task packs and multiplies `grain` rows at a time even when it was
+    // handed more (one thread runs the whole range): the packed rows stay in
+    // L2 between the two steps.
+    auto run = [&](int64_t r_begin, int64_t r_end) {
+        for (int64_t r0 = r_begin; r0 < r_end; r0 += grain) {
+            const int64_t r1 = std::min(r_end, r0 + grain);
+            const uint8_t* rows = w_packed ? wb + r0 * w_row : wb + r0 * src_row;
+            if (pack) {
+                uint8_t* p = static_cast<uint8_t*>(t_wpack.get(w_row * static_cast<size_t>(r1 - r0)));
+                for (int64_t r = r0; r < r1; ++r) pack_row(wb + r * src_row, k, p + (r - r0) * w_row);
+                rows = p;
+            }
+            tk.gemm(k, rows, w_row, r1 - r0, a, a_row, n, y + r0, m);
+        }
+    };
     parallel_for(m, grain, threads, run);
 }
 

@@ -7,214 +7,246 @@
 
 #include "core/blocks.h"
 #include "core/fp16.h"
-#include "quants/block_io.h"
 
 namespace kq::packed {
 namespace {
 
-using ref::load_block;
+// The packers work on 32- and 64-bit words of the source blocks (memcpy'd:
+// rows may be unaligned) and write whole 32-bit lanes.
+inline uint32_t rd32(const uint8_t* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+inline uint64_t rd64(const uint8_t* p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+}
+inline void wr32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
+inline void wr16(uint8_t* p, const uint8_t* src) { std::memcpy(p, src, 2); }
+// Lane j of vector v of a group.
+inline uint8_t* lane(uint8_t* g, int v, int j) { return g + v * kVec + 4 * j; }
 
-// Per-group writer: zero-fills the group, then places 4-byte words of lane
-// blocks into vectors and per-lane fields after them.
-struct Group {
-    uint8_t* g;
-    uint8_t* vec(int v) const { return g + v * kVec; }
-    void word(int v, int lane, const uint8_t* src) const { std::memcpy(vec(v) + 4 * lane, src, 4); }
-    void byte(int v, int lane, int i, uint8_t b) const { vec(v)[4 * lane + i] = b; }
-    template <class T>
-    void field(size_t off, int lane, T value) const { std::memcpy(g + off + lane * sizeof(T), &value, sizeof(T)); }
-};
-
+// Groups of 16 lane blocks: f(group, first block, blocks in it). Only a
+// partial last group is zero-filled first (its missing lanes stay zero).
 template <class F>
 void for_groups(int64_t k, int lb, size_t group_bytes, void* dst, F&& f) {
     const int64_t nblocks = k / lb, ng = groups(k, lb);
     for (int64_t gi = 0; gi < ng; ++gi) {
-        Group grp{static_cast<uint8_t*>(dst) + gi * group_bytes};
-        std::memset(grp.g, 0, group_bytes);
+        uint8_t* g = static_cast<uint8_t*>(dst) + gi * group_bytes;
         const int64_t b0 = gi * kGroup;
         const int n = static_cast<int>(nblocks - b0 < kGroup ? nblocks - b0 : kGroup);
-        f(grp, b0, n);
+        if (n < kGroup) std::memset(g, 0, group_bytes);
+        f(g, b0, n);
     }
 }
 
 // ---- legacy formats -----------------------------------------------------------
-// N vectors: the 16 qs bytes of a block are dwords v = 0..3 of lane j.
 constexpr size_t kN = 4 * kVec;   // bytes of the nibble vectors
 constexpr size_t kH5 = kVec;      // bytes of the Q5 high-bit vector
 
-// H5 byte i: bit v <- qh bit 4v+i, bit 4+v <- qh bit 16+4v+i.
-void put_h5(const Group& grp, int v_h5, int lane, uint32_t qh) {
+// H5 lane from a Q5 qh word: byte i, bit v = qh bit 4v+i; bit 4+v = qh bit
+// 16+4v+i. For each i, y = bits i, 4+i, ..., 28+i of qh (at 0, 4, ..., 28)
+// times 2^3 + 2^6 + 2^9 + 2^12 gathers bits 0, 4, 8, 12 at bits 12..15 and
+// bits 16, 20, 24, 28 at bits 28..31; every partial product lands on its own
+// bit, so nothing carries into them.
+inline uint32_t h5_lane(uint32_t qh) {
+    uint32_t out = 0;
     for (int i = 0; i < 4; ++i) {
-        uint8_t b = 0;
-        for (int v = 0; v < 4; ++v)
-            b |= static_cast<uint8_t>(((qh >> (4 * v + i)) & 1u) << v | ((qh >> (16 + 4 * v + i)) & 1u) << (4 + v));
-        grp.byte(v_h5, lane, i, b);
+        const uint32_t p = ((qh >> i) & 0x11111111u) * 0x1248u;
+        out |= (((p >> 12) & 0x0Fu) | ((p >> 24) & 0xF0u)) << (8 * i);
     }
+    return out;
 }
 
-uint32_t qh32(const uint8_t qh[4]) {
-    return static_cast<uint32_t>(qh[0]) | static_cast<uint32_t>(qh[1]) << 8 | static_cast<uint32_t>(qh[2]) << 16 |
-           static_cast<uint32_t>(qh[3]) << 24;
-}
+// ggml block byte offsets of each legacy format.
+template <size_t kSize, size_t kQs, int kQh, int kM>
+struct LegacyBlock {
+    static constexpr size_t size = kSize, qs = kQs;
+    static constexpr int qh = kQh, m = kM;  // -1: absent
+};
+using Q4_0Block = LegacyBlock<sizeof(block_q4_0), 2, -1, -1>;
+using Q4_1Block = LegacyBlock<sizeof(block_q4_1), 4, -1, 2>;
+using Q5_0Block = LegacyBlock<sizeof(block_q5_0), 6, 2, -1>;
+using Q5_1Block = LegacyBlock<sizeof(block_q5_1), 8, 4, 2>;
 
-template <class B, bool kMin, bool kQ5>
+template <class B>
 void pack_legacy(const void* src, int64_t k, void* dst) {
+    constexpr bool kQ5 = B::qh >= 0, kMin = B::m >= 0;
     constexpr size_t kD = kN + (kQ5 ? kH5 : 0);  // D[16], then M[16]
     constexpr size_t kBytes = kD + 32 + (kMin ? 32 : 0);
-    for_groups(k, 32, kBytes, dst, [&](const Group& grp, int64_t b0, int n) {
+    const uint8_t* s = static_cast<const uint8_t*>(src);
+    for_groups(k, 32, kBytes, dst, [&](uint8_t* g, int64_t b0, int n) {
         for (int j = 0; j < n; ++j) {
-            const B b = load_block<B>(src, b0 + j);
-            for (int v = 0; v < 4; ++v) grp.word(v, j, b.qs + 4 * v);
-            if constexpr (kQ5) put_h5(grp, 4, j, qh32(b.qh));
-            grp.field<uint16_t>(kD, j, b.d);
-            if constexpr (kMin) grp.field<uint16_t>(kD + 32, j, b.m);
+            const uint8_t* b = s + (b0 + j) * B::size;
+            // N vector v, lane j = dword v of qs (low nibble: element 4v+i,
+            // high nibble: element 16+4v+i -- ggml's own order).
+            for (int v = 0; v < 4; ++v) std::memcpy(lane(g, v, j), b + B::qs + 4 * v, 4);
+            if constexpr (kQ5) wr32(lane(g, 4, j), h5_lane(rd32(b + B::qh)));
+            wr16(g + kD + 2 * j, b);
+            if constexpr (kMin) wr16(g + kD + 32 + 2 * j, b + B::m);
         }
     });
 }
 
 void pack_q8_0(const void* src, int64_t k, void* dst) {
-    for_groups(k, 32, 8 * kVec + 32, dst, [&](const Group& grp, int64_t b0, int n) {
+    const uint8_t* s = static_cast<const uint8_t*>(src);
+    for_groups(k, 32, 8 * kVec + 32, dst, [&](uint8_t* g, int64_t b0, int n) {
         for (int j = 0; j < n; ++j) {
-            const auto b = load_block<block_q8_0>(src, b0 + j);
-            for (int t = 0; t < 8; ++t) grp.word(t, j, reinterpret_cast<const uint8_t*>(b.qs) + 4 * t);
-            grp.field<uint16_t>(8 * kVec, j, b.d);
+            const uint8_t* b = s + (b0 + j) * sizeof(block_q8_0);
+            for (int t = 0; t < 8; ++t) std::memcpy(lane(g, t, j), b + 2 + 4 * t, 4);
+            wr16(g + 8 * kVec + 2 * j, b);
         }
     });
 }
 
 // ---- Q4_K / Q5_K: lane j = sub-block j % 8 of super-block 2g + j / 8 ---------
-void scale_min_k4(const uint8_t* s, int j, uint8_t& sc, uint8_t& mn) {
-    if (j < 4) {
-        sc = s[j] & 63;
-        mn = s[j + 4] & 63;
-    } else {
-        sc = static_cast<uint8_t>((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4));
-        mn = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
-    }
+// The 8 6-bit scales and mins of a Q4_K/Q5_K super-block from ggml's 12
+// bytes: sub-block j < 4 in the low 6 bits of bytes j (scale) and j+4 (min);
+// j >= 4 in a nibble of byte j+4 (low: scale, high: min) plus the top two
+// bits of bytes j-4 (scale) and j (min). Word-wise, four sub-blocks at once.
+void k4_scales(const uint8_t* s, uint8_t* sc, uint8_t* mn) {
+    const uint32_t a0 = rd32(s), a1 = rd32(s + 4), a2 = rd32(s + 8);
+    wr32(sc, a0 & 0x3F3F3F3Fu);
+    wr32(mn, a1 & 0x3F3F3F3Fu);
+    wr32(sc + 4, (a2 & 0x0F0F0F0Fu) | ((a0 >> 6) & 0x03030303u) << 4);
+    wr32(mn + 4, ((a2 >> 4) & 0x0F0F0F0Fu) | ((a1 >> 6) & 0x03030303u) << 4);
 }
 
-// Sub-block s of ggml's Q4_K/Q5_K: element l is the low (s even) or high
-// (s odd) nibble of qs[32 * (s / 2) + l]; Q5_K adds qh[l] bit s as bit 4.
-template <class B, bool kQ5>
+// 8x8 bit matrix in a word (bit 8r + c = row r, column c) -> its transpose
+// (Hacker's Delight 7-3).
+inline uint64_t transpose8x8(uint64_t x) {
+    uint64_t t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAull;
+    x = x ^ t ^ (t << 7);
+    t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCCull;
+    x = x ^ t ^ (t << 14);
+    t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0ull;
+    return x ^ t ^ (t << 28);
+}
+
+// ggml Q4_K/Q5_K: d, dmin (fp16), scales[12], [qh[32]], qs[128]. Sub-block s
+// (32 elements): element l is the low (s even) or high (s odd) nibble of
+// qs[32 * (s / 2) + l]; Q5_K adds qh[l] bit s as bit 4.
+template <bool kQ5>
 void pack_k45(const void* src, int64_t k, void* dst) {
+    constexpr size_t kSrcQs = kQ5 ? 48 : 16, kSrcSize = kQ5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
     constexpr size_t kSC = kN + (kQ5 ? kH5 : 0), kMN = kSC + 16, kD = kMN + 16, kDM = kD + 4;
     constexpr size_t kBytes = kDM + 4;
+    constexpr uint64_t kLo = 0x0F0F0F0F0F0F0F0Full;
     const int64_t nsb = k / QK_K;
+    const uint8_t* s = static_cast<const uint8_t*>(src);
     for (int64_t gi = 0; gi < groups(k, 32); ++gi) {
-        Group grp{static_cast<uint8_t*>(dst) + gi * kBytes};
-        std::memset(grp.g, 0, kBytes);
+        uint8_t* g = static_cast<uint8_t*>(dst) + gi * kBytes;
+        if (2 * gi + 1 >= nsb) std::memset(g, 0, kBytes);
         for (int h = 0; h < 2 && 2 * gi + h < nsb; ++h) {
-            const B b = load_block<B>(src, 2 * gi + h);
-            grp.field<uint16_t>(kD, h, b.d);
-            grp.field<uint16_t>(kDM, h, b.dmin);
-            for (int s = 0; s < 8; ++s) {
-                const int lane = 8 * h + s;
-                uint8_t q[32];
-                for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>((b.qs[32 * (s / 2) + l] >> (4 * (s & 1))) & 0x0F);
-                for (int v = 0; v < 4; ++v)
-                    for (int i = 0; i < 4; ++i)
-                        grp.byte(v, lane, i, static_cast<uint8_t>(q[4 * v + i] | q[16 + 4 * v + i] << 4));
-                if constexpr (kQ5) {
-                    uint32_t hb = 0;  // bit l = bit 4 of element l
-                    for (int l = 0; l < 32; ++l) hb |= static_cast<uint32_t>((b.qh[l] >> s) & 1) << l;
-                    put_h5(grp, 4, lane, hb);
+            const uint8_t* b = s + (2 * gi + h) * kSrcSize;
+            wr16(g + kD + 2 * h, b);
+            wr16(g + kDM + 2 * h, b + 2);
+            uint64_t hbt[4] = {};  // transposed qh: byte s of hbt[t] = bits s of qh[8t..8t+7]
+            if constexpr (kQ5)
+                for (int t = 0; t < 4; ++t) hbt[t] = transpose8x8(rd64(b + 16 + 8 * t));
+            for (int c = 0; c < 4; ++c) {
+                uint64_t x[4];
+                for (int w = 0; w < 4; ++w) x[w] = rd64(b + kSrcQs + 32 * c + 8 * w);
+                for (int odd = 0; odd < 2; ++odd) {
+                    const int sb = 2 * c + odd, ln = 8 * h + sb;
+                    uint64_t q[4];  // element nibbles 8w..8w+7, one per byte
+                    for (int w = 0; w < 4; ++w) q[w] = (odd ? x[w] >> 4 : x[w]) & kLo;
+                    // byte e of the lane (e < 16) = element e | element e+16 << 4
+                    const uint64_t lo = q[0] | q[2] << 4, hi = q[1] | q[3] << 4;
+                    wr32(lane(g, 0, ln), static_cast<uint32_t>(lo));
+                    wr32(lane(g, 1, ln), static_cast<uint32_t>(lo >> 32));
+                    wr32(lane(g, 2, ln), static_cast<uint32_t>(hi));
+                    wr32(lane(g, 3, ln), static_cast<uint32_t>(hi >> 32));
+                    if constexpr (kQ5) {
+                        uint32_t hb = 0;  // bit l = bit 4 of element l
+                        for (int t = 0; t < 4; ++t) hb |= static_cast<uint32_t>((hbt[t] >> (8 * sb)) & 0xFF) << (8 * t);
+                        wr32(lane(g, 4, ln), h5_lane(hb));
+                    }
                 }
-                uint8_t sc, mn;
-                scale_min_k4(b.scales, s, sc, mn);
-                grp.field<uint8_t>(kSC, lane, sc);
-                grp.field<uint8_t>(kMN, lane, mn);
             }
+            k4_scales(b + 4, g + kSC + 8 * h, g + kMN + 8 * h);
         }
     }
 }
 
 // ---- LB 16 k-quants: one super-block per group, lane j = elements 16j.. -------
-// Element e of a 2-bit plane (Q2_K / Q3_K qs): byte 32*(e/128) + e%32, bits
-// 2*((e%128)/32).
-int q2_at(const uint8_t* qs, int e) { return (qs[(e / 128) * 32 + e % 32] >> (2 * ((e % 128) / 32))) & 3; }
+// In ggml's 2-bit planes (Q2_K/Q3_K qs) and Q6_K's ql/qh, the 16 elements of
+// lane j sit in 16 consecutive bytes at 32*(j/8) + 16*(j%2) (+ 32*(r%2) in
+// Q6_K's ql), at bit shift 2*r (4*(r/2) for ql), r = (j%8)/2. Word w of those
+// bytes holds elements 4w..4w+3, one per byte.
 
-// L vector: lane j byte i bits 2w..2w+1 = low 2 bits of u[16j + 4w + i].
-void put_l2(const Group& grp, int v, const uint8_t u[QK_K]) {
-    for (int j = 0; j < 16; ++j)
-        for (int i = 0; i < 4; ++i) {
-            uint8_t b = 0;
-            for (int w = 0; w < 4; ++w) b |= static_cast<uint8_t>((u[16 * j + 4 * w + i] & 3) << (2 * w));
-            grp.byte(v, j, i, b);
-        }
+// L lane: byte i, bits 2w..2w+1 = low 2 bits of element 4w+i.
+inline uint32_t l2_lane(const uint8_t* bytes, int shift) {
+    uint32_t out = 0;
+    for (int w = 0; w < 4; ++w) out |= ((rd32(bytes + 4 * w) >> shift) & 0x03030303u) << (2 * w);
+    return out;
 }
 
+// Q2_K: scales[16], qs[64], d, dmin.
 void pack_q2_K(const void* src, int64_t k, void* dst) {
-    // L (64) | SC (16) | D (2) | DMIN (2)
-    for_groups(k, 16, kVec + 20, dst, [&](const Group& grp, int64_t b0, int) {
-        const auto b = load_block<block_q2_K>(src, b0 / 16);
-        uint8_t u[QK_K];
-        for (int e = 0; e < QK_K; ++e) u[e] = static_cast<uint8_t>(q2_at(b.qs, e));
-        put_l2(grp, 0, u);
-        std::memcpy(grp.g + kVec, b.scales, 16);
-        grp.field<uint16_t>(kVec + 16, 0, b.d);
-        grp.field<uint16_t>(kVec + 18, 0, b.dmin);
+    const uint8_t* s = static_cast<const uint8_t*>(src);
+    for_groups(k, 16, kVec + 20, dst, [&](uint8_t* g, int64_t b0, int) {  // L | SC | D | DMIN
+        const uint8_t* b = s + (b0 / 16) * sizeof(block_q2_K);
+        for (int j = 0; j < 16; ++j) wr32(lane(g, 0, j), l2_lane(b + 16 + 32 * (j / 8) + 16 * (j & 1), 2 * ((j % 8) / 2)));
+        std::memcpy(g + kVec, b, 16);
+        std::memcpy(g + kVec + 16, b + 80, 4);
     });
 }
 
+// Q3_K: hmask[32], qs[64], scales[12], d. The high bit of element e is bit
+// e/32 of hmask[e%32]: for lane j, bit j/2 of the 16 bytes at 16*(j%2).
 void pack_q3_K(const void* src, int64_t k, void* dst) {
-    // L (64) | H3 (32) | SC (16, int8) | D (2)
-    for_groups(k, 16, kVec + 32 + 18, dst, [&](const Group& grp, int64_t b0, int) {
-        const auto b = load_block<block_q3_K>(src, b0 / 16);
-        uint8_t u[QK_K];  // low 2 bits | high bit << 2
-        for (int e = 0; e < QK_K; ++e)
-            u[e] = static_cast<uint8_t>(q2_at(b.qs, e) | ((b.hmask[e % 32] >> (e / 32)) & 1) << 2);
-        put_l2(grp, 0, u);
-        uint8_t* h3 = grp.g + kVec;
-        for (int j = 0; j < 8; ++j)
-            for (int i = 0; i < 4; ++i) {
-                uint8_t v = 0;
-                for (int w = 0; w < 4; ++w)
-                    v |= static_cast<uint8_t>((u[16 * j + 4 * w + i] >> 2) << w | (u[16 * (j + 8) + 4 * w + i] >> 2) << (4 + w));
-                h3[4 * j + i] = v;
-            }
-        for (int g = 0; g < 16; ++g) {  // 6-bit scales, see ref_dot.cpp decode_q3_K
-            const int lo = g < 8 ? (b.scales[g] & 0x0F) : (b.scales[g - 8] >> 4);
-            const int hi = (b.scales[8 + (g & 3)] >> (2 * (g >> 2))) & 3;
-            grp.field<int8_t>(kVec + 32, g, static_cast<int8_t>((lo | hi << 4) - 32));
+    const uint8_t* s = static_cast<const uint8_t*>(src);
+    for_groups(k, 16, kVec + 32 + 18, dst, [&](uint8_t* g, int64_t b0, int) {  // L | H3 | SC | D
+        const uint8_t* b = s + (b0 / 16) * sizeof(block_q3_K);
+        uint32_t hb[16];  // lane j: byte i bit w = high bit of element 4w+i
+        for (int j = 0; j < 16; ++j) {
+            wr32(lane(g, 0, j), l2_lane(b + 32 + 32 * (j / 8) + 16 * (j & 1), 2 * ((j % 8) / 2)));
+            hb[j] = 0;
+            for (int w = 0; w < 4; ++w) hb[j] |= ((rd32(b + 16 * (j & 1) + 4 * w) >> (j / 2)) & 0x01010101u) << w;
         }
-        grp.field<uint16_t>(kVec + 48, 0, b.d);
+        for (int j = 0; j < 8; ++j) wr32(g + kVec + 4 * j, hb[j] | hb[j + 8] << 4);
+        const uint8_t* sc = b + 96;
+        for (int j = 0; j < 16; ++j) {  // 6-bit scales, see ref_dot.cpp decode_q3_K
+            const int lo = j < 8 ? (sc[j] & 0x0F) : (sc[j - 8] >> 4);
+            const int hi = (sc[8 + (j & 3)] >> (2 * (j >> 2))) & 3;
+            g[kVec + 32 + j] = static_cast<uint8_t>(static_cast<int8_t>((lo | hi << 4) - 32));
+        }
+        wr16(g + kVec + 48, b + 108);
     });
 }
 
+// Q6_K: ql[128], qh[64], scales[16], d.
 void pack_q6_K(const void* src, int64_t k, void* dst) {
-    // N6 (128) | H6 (64) | SC (16, int8) | D (2)
-    for_groups(k, 16, 3 * kVec + 18, dst, [&](const Group& grp, int64_t b0, int) {
-        const auto b = load_block<block_q6_K>(src, b0 / 16);
-        uint8_t q[QK_K];  // 0..63
-        for (int e = 0; e < QK_K; ++e) {
-            const int c = e / 128, r = (e % 128) / 32, l = e % 32;
-            const int lo = (b.ql[64 * c + l + 32 * (r & 1)] >> (4 * (r >> 1))) & 0x0F;
-            const int hi = (b.qh[32 * c + l] >> (2 * r)) & 3;
-            q[e] = static_cast<uint8_t>(lo | hi << 4);
+    const uint8_t* s = static_cast<const uint8_t*>(src);
+    for_groups(k, 16, 3 * kVec + 18, dst, [&](uint8_t* g, int64_t b0, int) {  // N6 | H6 | SC | D
+        const uint8_t* b = s + (b0 / 16) * sizeof(block_q6_K);
+        for (int j = 0; j < 16; ++j) {
+            const int c = j / 8, r = (j % 8) / 2, jb = j & 1;
+            const uint8_t* ql = b + 64 * c + 32 * (r & 1) + 16 * jb;
+            uint32_t nib[4];  // elements 4w..4w+3: low 4 bits
+            for (int w = 0; w < 4; ++w) nib[w] = (rd32(ql + 4 * w) >> (4 * (r >> 1))) & 0x0F0F0F0Fu;
+            wr32(lane(g, 0, j), nib[0] | nib[2] << 4);
+            wr32(lane(g, 1, j), nib[1] | nib[3] << 4);
+            wr32(lane(g, 2, j), l2_lane(b + 128 + 32 * c + 16 * jb, 2 * r));
         }
-        for (int j = 0; j < 16; ++j)
-            for (int i = 0; i < 4; ++i) {
-                for (int v = 0; v < 2; ++v)
-                    grp.byte(v, j, i, static_cast<uint8_t>((q[16 * j + 4 * v + i] & 15) | (q[16 * j + 8 + 4 * v + i] & 15) << 4));
-                uint8_t h = 0;
-                for (int w = 0; w < 4; ++w) h |= static_cast<uint8_t>((q[16 * j + 4 * w + i] >> 4) << (2 * w));
-                grp.byte(2, j, i, h);
-            }
-        std::memcpy(grp.g + 3 * kVec, b.scales, 16);
-        grp.field<uint16_t>(3 * kVec + 16, 0, b.d);
+        std::memcpy(g + 3 * kVec, b + 192, 16);
+        wr16(g + 3 * kVec + 16, b + 208);
     });
 }
 
 const WeightLayout kLayouts[] = {
-    {TypeId::Q4_0, 32, kN + 32, TypeId::Q8_0, pack_legacy<block_q4_0, false, false>},
-    {TypeId::Q4_1, 32, kN + 64, TypeId::Q8_1, pack_legacy<block_q4_1, true, false>},
-    {TypeId::Q5_0, 32, kN + kH5 + 32, TypeId::Q8_0, pack_legacy<block_q5_0, false, true>},
-    {TypeId::Q5_1, 32, kN + kH5 + 64, TypeId::Q8_1, pack_legacy<block_q5_1, true, true>},
+    {TypeId::Q4_0, 32, kN + 32, TypeId::Q8_0, pack_legacy<Q4_0Block>},
+    {TypeId::Q4_1, 32, kN + 64, TypeId::Q8_1, pack_legacy<Q4_1Block>},
+    {TypeId::Q5_0, 32, kN + kH5 + 32, TypeId::Q8_0, pack_legacy<Q5_0Block>},
+    {TypeId::Q5_1, 32, kN + kH5 + 64, TypeId::Q8_1, pack_legacy<Q5_1Block>},
     {TypeId::Q8_0, 32, 8 * kVec + 32, TypeId::Q8_0, pack_q8_0},
     {TypeId::Q2_K, 16, kVec + 20, TypeId::Q8_K, pack_q2_K},
     {TypeId::Q3_K, 16, kVec + 32 + 18, TypeId::Q8_K, pack_q3_K},
-    {TypeId::Q4_K, 32, kN + 40, TypeId::Q8_K, pack_k45<block_q4_K, false>},
-    {TypeId::Q5_K, 32, kN + kH5 + 40, TypeId::Q8_K, pack_k45<block_q5_K, true>},
+    {TypeId::Q4_K, 32, kN + 40, TypeId::Q8_K, pack_k45<false>},
+    {TypeId::Q5_K, 32, kN + kH5 + 40, TypeId::Q8_K, pack_k45<true>},
     {TypeId::Q6_K, 16, 3 * kVec + 18, TypeId::Q8_K, pack_q6_K},
 };
 
@@ -261,13 +293,13 @@ void pack_act_row(const WeightLayout& L, const void* q_row, int64_t k, void* dst
         const float d = fp16_to_fp32(s->d);
         return {s->qs, d, d * static_cast<float>(sum), sum};
     };
-    for_groups(k, lb, gb, dst, [&](const Group& grp, int64_t b0, int n) {
+    for_groups(k, lb, gb, dst, [&](uint8_t* g, int64_t b0, int n) {
         for (int j = 0; j < n; ++j) {
             const ActBlock a = block(b0 + j);
-            for (int t = 0; t < lb / 4; ++t) grp.word(t, j, reinterpret_cast<const uint8_t*>(a.q) + 4 * t);
-            grp.field<float>(act_da_offset(lb), j, a.da);
-            grp.field<float>(act_sa_offset(lb), j, a.sa);
-            grp.field<int32_t>(act_sum_offset(lb), j, a.sum);
+            for (int t = 0; t < lb / 4; ++t) std::memcpy(lane(g, t, j), a.q + 4 * t, 4);
+            std::memcpy(g + act_da_offset(lb) + 4 * j, &a.da, 4);
+            std::memcpy(g + act_sa_offset(lb) + 4 * j, &a.sa, 4);
+            std::memcpy(g + act_sum_offset(lb) + 4 * j, &a.sum, 4);
         }
     });
 }

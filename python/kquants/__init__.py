@@ -3,6 +3,7 @@
 Array level (this module):
     quantize_array, dequantize_array, type_info, GGMLType, system_info
     matmul (y = x @ W.T with W quantized), PreparedWeight
+CUDA (kquants.cuda): cuda_available, DeviceArray, quantize_array_cuda, ...
 Files:
     GGUFFile (read, mmap), GGUFWriter (streaming write)
 Text:
@@ -14,7 +15,10 @@ from ._core import KQuantsError, GGUFError, KQuantsIOError  # noqa: F401
 from .types import GGMLType, TypeInfo, type_info, types, system_info  # noqa: F401
 from .quant import quantize_array, dequantize_array  # noqa: F401
 from .matmul import matmul, PreparedWeight  # noqa: F401
+from .gguf import GGUFFile, GGUFWriter, GGUFTensor, GGUFField, GGUFValueType  # noqa: F401
+from .convert import quantize, convert, export_hf  # noqa: F401  (model files; convert/)
 from .tokenizer import Tokenizer  # noqa: F401
+from .cuda import cuda_available  # noqa: F401
 from .model import Model  # noqa: F401
 from .perplexity import perplexity, kl_divergence  # noqa: F401
 
@@ -24,6 +28,9 @@ __all__ = [
     "KQuantsError", "GGUFError", "KQuantsIOError",
     "GGMLType", "TypeInfo", "type_info", "types", "system_info",
     "quantize_array", "dequantize_array", "matmul", "PreparedWeight",
+    "GGUFFile", "GGUFWriter", "GGUFTensor", "GGUFField", "GGUFValueType",
+    "quantize", "convert", "export_hf",
     "Tokenizer",
+    "cuda_available",
     "Model", "perplexity", "kl_divergence",
 ]

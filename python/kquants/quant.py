@@ -33,15 +33,26 @@ def _source(array) -> tuple[np.ndarray, str]:
     return a, kind
 
 
+def _check_device(device: str, what: str) -> bool:
+    """True for "cuda", False for "cpu"; anything else is an error."""
+    if device not in ("cpu", "cuda"):
+        raise _core.KQuantsError(f"{what}: device must be 'cpu' or 'cuda', got {device!r}")
+    return device == "cuda"
+
+
 def quantize_array(array, type: TypeLike, imatrix=None, threads: Optional[int] = None,
-                   *, isa: str = "") -> np.ndarray:
+                   *, isa: str = "", device: str = "cpu") -> np.ndarray:
     """Quantize a 2-D float32/float16/bfloat16 array row by row.
 
     Returns uint8 ``[rows, row_bytes]``, exactly the bytes llama.cpp writes.
     ``imatrix``: optional importance weights, one float per column.
     ``threads``: worker threads (default: all cores). ``isa``: force a kernel
     set ("generic" is the scalar reference), mainly for tests.
+    ``device="cuda"`` quantizes on the GPU (same bytes; see kquants.cuda).
     """
+    if _check_device(device, "quantize_array"):
+        from .cuda import quantize_array_cuda
+        return quantize_array_cuda(array, type, imatrix)
     info = type_info(type)
     a, kind = _source(array)
     if a.shape[1] % info.block_size:
@@ -58,8 +69,11 @@ def quantize_array(array, type: TypeLike, imatrix=None, threads: Optional[int] =
 
 
 def dequantize_array(data, type: TypeLike, shape: Sequence[int], threads: Optional[int] = None,
-                     *, isa: str = "") -> np.ndarray:
+                     *, isa: str = "", device: str = "cpu") -> np.ndarray:
     """Dequantize bytes of ``type`` into float32 of ``shape`` (last dim = row length)."""
+    if _check_device(device, "dequantize_array"):
+        from .cuda import dequantize_array_cuda
+        return dequantize_array_cuda(data, type, shape)
     info = type_info(type)
     shape = tuple(int(s) for s in shape)
     if not shape:

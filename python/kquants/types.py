@@ -62,5 +62,9 @@ def types(quantized_only: bool = False) -> list[TypeInfo]:
 
 
 def system_info() -> dict:
-    """What was compiled, what the CPU supports and which ISA is in use."""
-    return dict(_core.system_info())
+    """What was compiled, what the CPU supports and which ISA is in use;
+    ``"cuda"``: the CUDA backend's state (compiled, available, status,
+    driver_present, device_name, ...)."""
+    info = dict(_core.system_info())
+    info["cuda"] = dict(_core.cuda_info())
+    return info

@@ -91,6 +91,15 @@ void check_type(const kq::TypeTraits& t, const Shape& s, const std::vector<std::
                       s.id, isa.c_str(), e_ref, e_gen, static_cast<double>(t.matmul_rtol));
         if (std::getenv("KQ_CHECK_VERBOSE")) std::printf("%s\n", msg);
         if (e_ref > t.matmul_rtol || e_gen > kIsaRtol) fail(msg);
+        {  // vec_dot of row 0 and column 0 against the same output of generic
+            const kq::TypeTraits& at = kq::type_traits(t.vec_dot_type);
+            std::vector<uint8_t> arow(kq::row_size(at, k));
+            at.quantize_ref(x.data(), arow.data(), k, nullptr);
+            const float d = ks[t.id].vec_dot(k, q.data(), arow.data());
+            if (!(std::fabs(d - gen[0]) <= kIsaRtol * scale[0]))
+                fail(std::string(t.name) + " " + s.id + " " + isa + ": vec_dot " + std::to_string(d) + " vs " +
+                     std::to_string(gen[0]));
+        }
         const size_t pr = kq::prepared_row_bytes(t, k, &ks);
         if (pr) {  // prepared weights give the same bytes of output
             std::vector<uint8_t> p(pr * m);

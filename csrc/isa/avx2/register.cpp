@@ -3,7 +3,9 @@
 // "avx2" in CMakeLists.txt; nothing else in the project sees them.
 #include "core/kernels.h"
 #include "isa/avx2/matmul.h"
+#include "isa/avx2/quantizers.h"
 
 void kq_register_avx2(kq::KernelSet& ks) {
+    kq::isa_avx2::register_quantizers(ks);
     kq::isa_avx2::register_matmul(ks);
 }

@@ -14,7 +14,9 @@
 // Types stored with an offset (q - 8 etc.) start S at -offset * sum(a).
 #pragma once
 #include "isa/avx512/mm512_common.h"
+#include "isa/avx512/mm512_pack.h"
 #include "core/kernels.h"
+#include "matmul/matmul.h"
 #include "matmul/packed.h"
 
 namespace kq::isa_avx512 {
@@ -272,7 +274,10 @@ struct QGemm {
                      int64_t ldy) {
         const uint8_t* wb = static_cast<const uint8_t*>(w);
         const uint8_t* ab = static_cast<const uint8_t*>(a);
-        const int64_t ng = packed::groups(k, D::LB);
+        // (k / LB + 15) / 16, as packed::groups -- computed here, not called: ISA code
+        // calls no inline function of shared headers (one copy of it would be
+        // kept at link time, possibly the one built with this folder's flags).
+        const int64_t ng = (k / D::LB + packed::kGroup - 1) / packed::kGroup;
         const int64_t cb = max64(kQC, static_cast<int64_t>(kQActBlock / as) / kQC * kQC);
         for (int64_t c0 = 0; c0 < nc; c0 += cb) {
             const int64_t c1 = min64(nc, c0 + cb);
@@ -287,29 +292,58 @@ struct QGemm {
     }
 };
 
-// Installs the quantized types' entries (gemm over the packed layouts;
-// vec_dot stays the lower ISA's / the reference, on ggml's rows).
+// vec_dot on ggml's rows: packs the weight row and the activation row into
+// this thread's scratch (slots 2, 3; the gemm kernels use 0, 1) and runs a
+// 1 x 1 tile. For single dot products; the matmul driver packs once per call.
+template <class D, class Dot, TypeId kType, void (*kPack)(const void*, int64_t, void*)>
+float vec_dot_q(int64_t k, const void* w, const void* a) {
+    const int64_t ng = (k / D::LB + packed::kGroup - 1) / packed::kGroup;
+    uint8_t* wp = static_cast<uint8_t*>(matmul_scratch(2, static_cast<size_t>(ng) * D::kBytes));
+    uint8_t* ap = static_cast<uint8_t*>(matmul_scratch(3, static_cast<size_t>(ng) * QTile<D, Dot>::kAG));
+    kPack(w, k, wp);
+    packed::pack_act_row(*packed::weight_layout(kType), a, k, ap);
+    float y;
+    QTile<D, Dot>::template run<1, 1>(ng, wp, 0, ap, 0, &y, 1);
+    return y;
+}
+
+// Installs the quantized types' entries: gemm over the packed layouts, the
+// SIMD packers, vec_dot.
 template <class Dot>
 void register_quant_kernels(KernelSet& ks) {
     struct Entry {
         TypeId id;
         gemm_fn gemm;
+        void (*pack)(const void*, int64_t, void*);  // mm512_pack.h
+        vec_dot_fn dot;
     };
     const Entry entries[] = {
-        {TypeId::Q4_0, QGemm<DecLegacy<false, false>, Dot>::gemm},
-        {TypeId::Q4_1, QGemm<DecLegacy<true, false>, Dot>::gemm},
-        {TypeId::Q5_0, QGemm<DecLegacy<false, true>, Dot>::gemm},
-        {TypeId::Q5_1, QGemm<DecLegacy<true, true>, Dot>::gemm},
-        {TypeId::Q8_0, QGemm<DecQ8_0, Dot>::gemm},
-        {TypeId::Q2_K, QGemm<DecQ2_K, Dot>::gemm},
-        {TypeId::Q3_K, QGemm<DecQ3_K, Dot>::gemm},
-        {TypeId::Q4_K, QGemm<DecK45<false>, Dot>::gemm},
-        {TypeId::Q5_K, QGemm<DecK45<true>, Dot>::gemm},
-        {TypeId::Q6_K, QGemm<DecQ6_K, Dot>::gemm},
+        {TypeId::Q4_0, QGemm<DecLegacy<false, false>, Dot>::gemm, pack_legacy_simd<TypeId::Q4_0, sizeof(block_q4_0), 2, -1, -1, 4>,
+         vec_dot_q<DecLegacy<false, false>, Dot, TypeId::Q4_0, pack_legacy_simd<TypeId::Q4_0, sizeof(block_q4_0), 2, -1, -1, 4>>},
+        {TypeId::Q4_1, QGemm<DecLegacy<true, false>, Dot>::gemm, pack_legacy_simd<TypeId::Q4_1, sizeof(block_q4_1), 4, -1, 2, 4>,
+         vec_dot_q<DecLegacy<true, false>, Dot, TypeId::Q4_1, pack_legacy_simd<TypeId::Q4_1, sizeof(block_q4_1), 4, -1, 2, 4>>},
+        {TypeId::Q5_0, QGemm<DecLegacy<false, true>, Dot>::gemm, pack_legacy_simd<TypeId::Q5_0, sizeof(block_q5_0), 6, 2, -1, 4>,
+         vec_dot_q<DecLegacy<false, true>, Dot, TypeId::Q5_0, pack_legacy_simd<TypeId::Q5_0, sizeof(block_q5_0), 6, 2, -1, 4>>},
+        {TypeId::Q5_1, QGemm<DecLegacy<true, true>, Dot>::gemm, pack_legacy_simd<TypeId::Q5_1, sizeof(block_q5_1), 8, 4, 2, 4>,
+         vec_dot_q<DecLegacy<true, true>, Dot, TypeId::Q5_1, pack_legacy_simd<TypeId::Q5_1, sizeof(block_q5_1), 8, 4, 2, 4>>},
+        {TypeId::Q8_0, QGemm<DecQ8_0, Dot>::gemm, pack_legacy_simd<TypeId::Q8_0, sizeof(block_q8_0), 2, -1, -1, 8>,
+         vec_dot_q<DecQ8_0, Dot, TypeId::Q8_0, pack_legacy_simd<TypeId::Q8_0, sizeof(block_q8_0), 2, -1, -1, 8>>},
+        {TypeId::Q2_K, QGemm<DecQ2_K, Dot>::gemm, pack_q2_K_simd,
+         vec_dot_q<DecQ2_K, Dot, TypeId::Q2_K, pack_q2_K_simd>},
+        {TypeId::Q3_K, QGemm<DecQ3_K, Dot>::gemm, pack_q3_K_simd,
+         vec_dot_q<DecQ3_K, Dot, TypeId::Q3_K, pack_q3_K_simd>},
+        {TypeId::Q4_K, QGemm<DecK45<false>, Dot>::gemm, pack_k45_simd<false>,
+         vec_dot_q<DecK45<false>, Dot, TypeId::Q4_K, pack_k45_simd<false>>},
+        {TypeId::Q5_K, QGemm<DecK45<true>, Dot>::gemm, pack_k45_simd<true>,
+         vec_dot_q<DecK45<true>, Dot, TypeId::Q5_K, pack_k45_simd<true>>},
+        {TypeId::Q6_K, QGemm<DecQ6_K, Dot>::gemm, pack_q6_K_simd,
+         vec_dot_q<DecQ6_K, Dot, TypeId::Q6_K, pack_q6_K_simd>},
     };
     for (const Entry& e : entries) {
         TypeKernels& k = ks[e.id];
         k.gemm = e.gemm;
+        k.pack_row = e.pack;
+        k.vec_dot = e.dot;
         k.layout = packed::weight_layout(e.id);
         k.gemm_row_align = kQR;
     }

@@ -5,6 +5,7 @@
 
 namespace kq::isa_avx512vnni {
 
-void register_matmul(KernelSet& ks);
+void register_matmul(KernelSet& ks);      // matmul_quant.cpp: all of this folder's entries
+void register_matmul_bf16(KernelSet& ks);  // matmul_bf16.cpp
 
 }  // namespace kq::isa_avx512vnni

@@ -6,6 +6,9 @@
 
 namespace kq::isa_avx512vnni {
 
-void register_matmul(KernelSet& ks) { isa_avx512::register_quant_kernels<isa_avx512::DotVnni>(ks); }
+void register_matmul(KernelSet& ks) {
+    isa_avx512::register_quant_kernels<isa_avx512::DotVnni>(ks);
+    register_matmul_bf16(ks);
+}
 
 }  // namespace kq::isa_avx512vnni

@@ -180,7 +180,7 @@ void register_matmul_float(KernelSet& ks) {
         TypeKernels& k = ks[e.id];
         k.vec_dot = e.dot;
         k.gemm = e.gemm;
-        k.gemm_row_align = kMR;
+        k.gemm_row_align = 4 * kMR;  // rows per gemm call: 4 panels share each widened activation panel
     }
 }
 

@@ -8,6 +8,7 @@
 
 #include "core/kernels.h"
 #include "isa/neon/matmul.h"
+#include "matmul/matmul.h"
 #include "matmul/packed.h"
 
 namespace kq::isa_neon {
@@ -229,7 +230,10 @@ void gemm_q(int64_t k, const void* w, size_t ws, int64_t nr, const void* a, size
                                         {Tile::template run<4, 1>, Tile::template run<4, 2>}};
     const uint8_t* wb = static_cast<const uint8_t*>(w);
     const uint8_t* ab = static_cast<const uint8_t*>(a);
-    const int64_t ng = packed::groups(k, D::LB);
+    // (k / LB + 15) / 16, as packed::groups -- computed here, not called: ISA code
+    // calls no inline function of shared headers (one copy of it would be
+    // kept at link time, possibly the one built with this folder's flags).
+    const int64_t ng = (k / D::LB + packed::kGroup - 1) / packed::kGroup;
     const int64_t cb = max64(kQC, static_cast<int64_t>(kQActBlock / as) / kQC * kQC);
     for (int64_t c0 = 0; c0 < nc; c0 += cb) {
         const int64_t c1 = min64(nc, c0 + cb);
@@ -243,23 +247,46 @@ void gemm_q(int64_t k, const void* w, size_t ws, int64_t nr, const void* a, size
     }
 }
 
+// vec_dot on ggml's rows: packs the weight row and the activation row into
+// this thread's scratch (slots 2, 3; the gemm kernels use 0, 1) and runs a
+// 1 x 1 tile. For single dot products; the matmul driver packs once per call.
+template <class D, TypeId kType>
+float vec_dot_q(int64_t k, const void* w, const void* a) {
+    const packed::WeightLayout& L = *packed::weight_layout(kType);
+    const int64_t ng = (k / D::LB + packed::kGroup - 1) / packed::kGroup;
+    uint8_t* wp = static_cast<uint8_t*>(matmul_scratch(2, static_cast<size_t>(ng) * D::kBytes));
+    uint8_t* ap = static_cast<uint8_t*>(matmul_scratch(3, static_cast<size_t>(ng) * QTile<D>::kAG));
+    L.pack_row(w, k, wp);
+    packed::pack_act_row(L, a, k, ap);
+    float y;
+    QTile<D>::template run<1, 1>(ng, wp, 0, ap, 0, &y, 1);
+    return y;
+}
+
 }  // namespace
 
 void register_matmul_quant(KernelSet& ks) {
     struct Entry {
         TypeId id;
         gemm_fn gemm;
+        vec_dot_fn dot;
     };
     const Entry entries[] = {
-        {TypeId::Q4_0, gemm_q<DecLegacy<false, false>>}, {TypeId::Q4_1, gemm_q<DecLegacy<true, false>>},
-        {TypeId::Q5_0, gemm_q<DecLegacy<false, true>>},  {TypeId::Q5_1, gemm_q<DecLegacy<true, true>>},
-        {TypeId::Q8_0, gemm_q<DecQ8_0>},                 {TypeId::Q2_K, gemm_q<DecQ2_K>},
-        {TypeId::Q3_K, gemm_q<DecQ3_K>},                 {TypeId::Q4_K, gemm_q<DecK45<false>>},
-        {TypeId::Q5_K, gemm_q<DecK45<true>>},            {TypeId::Q6_K, gemm_q<DecQ6_K>},
+        {TypeId::Q4_0, gemm_q<DecLegacy<false, false>>, vec_dot_q<DecLegacy<false, false>, TypeId::Q4_0>},
+        {TypeId::Q4_1, gemm_q<DecLegacy<true, false>>, vec_dot_q<DecLegacy<true, false>, TypeId::Q4_1>},
+        {TypeId::Q5_0, gemm_q<DecLegacy<false, true>>, vec_dot_q<DecLegacy<false, true>, TypeId::Q5_0>},
+        {TypeId::Q5_1, gemm_q<DecLegacy<true, true>>, vec_dot_q<DecLegacy<true, true>, TypeId::Q5_1>},
+        {TypeId::Q8_0, gemm_q<DecQ8_0>, vec_dot_q<DecQ8_0, TypeId::Q8_0>},
+        {TypeId::Q2_K, gemm_q<DecQ2_K>, vec_dot_q<DecQ2_K, TypeId::Q2_K>},
+        {TypeId::Q3_K, gemm_q<DecQ3_K>, vec_dot_q<DecQ3_K, TypeId::Q3_K>},
+        {TypeId::Q4_K, gemm_q<DecK45<false>>, vec_dot_q<DecK45<false>, TypeId::Q4_K>},
+        {TypeId::Q5_K, gemm_q<DecK45<true>>, vec_dot_q<DecK45<true>, TypeId::Q5_K>},
+        {TypeId::Q6_K, gemm_q<DecQ6_K>, vec_dot_q<DecQ6_K, TypeId::Q6_K>},
     };
     for (const Entry& e : entries) {
         TypeKernels& k = ks[e.id];
         k.gemm = e.gemm;
+        k.vec_dot = e.dot;
         k.layout = packed::weight_layout(e.id);
         k.gemm_row_align = kQR;
     }

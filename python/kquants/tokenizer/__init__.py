@@ -32,19 +32,10 @@ __all__ = ["Tokenizer", "read_gguf_metadata"]
 
 def read_gguf_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The ``tokenizer.*`` and ``general.*`` key/value pairs of a GGUF file."""
-    # TODO(lead): switch to kquants.GGUFFile once it lands; gguf-py's reader
-    # parses every string of the file into numpy views (seconds for 150k-token vocabularies).
-    import gguf
+    from ..gguf import GGUFFile
 
-    p = os.fspath(path)
-    if not os.path.isfile(p):
-        raise KQuantsIOError(f"{p}: no such file")
-    try:
-        reader = gguf.GGUFReader(p)
-        return {name: f.contents() for name, f in reader.fields.items()
-                if name.startswith(("tokenizer.", "general."))}
-    except (ValueError, KeyError, IndexError, UnicodeDecodeError, OSError) as e:
-        raise GGUFError(f"{p}: cannot read GGUF metadata: {e}") from e
+    with GGUFFile(path) as f:
+        return {k: f.get(k) for k in f.fields if k.startswith(("tokenizer.", "general."))}
 
 
 class Tokenizer:
@@ -55,7 +46,11 @@ class Tokenizer:
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any], name: str = "metadata") -> "Tokenizer":
-        """Build from GGUF key/value pairs (only the ``tokenizer.ggml.*`` keys are read)."""
+        """Build from GGUF key/value pairs.
+
+        Reads the ``tokenizer.ggml.*`` keys, and ``general.name`` /
+        ``general.architecture`` for llama.cpp's per-model special-token rules.
+        """
         self = cls.__new__(cls)
         self._init(dict(metadata), name)
         return self
@@ -72,7 +67,7 @@ class Tokenizer:
                 self._impl = BPE(v.token_to_id, v.merges, pre, v.ignore_merges)
             else:
                 self._impl = WPM(v.token_to_id, v.special["unk"], v.lowercase, v.strip_accents)
-        except ValueError as e:
+        except (ValueError, RuntimeError) as e:   # RuntimeError: sentencepiece rejecting the model
             raise KQuantsError(f"{source}: {e}") from None
         self._pieces: list[bytes] | None = None
 
@@ -219,8 +214,9 @@ class Tokenizer:
 
         ``special`` renders control tokens as their text; ``remove_special``
         drops a leading BOS / trailing EOS when the vocabulary adds them.
-        SentencePiece vocabularies drop the leading space of the first token,
-        and llama.cpp's clean-up of " ," " ." " 's" ... applies where the
+        SentencePiece vocabularies drop the leading space of the first token
+        (not when ``remove_special`` removed a BOS before it, nor when that
+        first token is a BOS rendered as nothing: llama.cpp keeps it), and llama.cpp's clean-up of " ," " ." " 's" ... applies where the
         vocabulary asks for it.
         """
         v = self._vocab

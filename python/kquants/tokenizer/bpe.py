@@ -8,7 +8,10 @@ single-byte tokens where they exist (llama.cpp silently drops the others).
 """
 from __future__ import annotations
 
+import heapq
+
 from .pretokenize import PreTokenizer
+from .wordcache import WordCache
 
 __all__ = ["BYTE_TO_UNICODE", "UNICODE_TO_BYTE", "BPE"]
 
@@ -36,9 +39,9 @@ UNICODE_TO_BYTE: dict[str, int] = {c: b for b, c in enumerate(BYTE_TO_UNICODE)}
 # str.translate table from a latin-1 view of the UTF-8 bytes to the byte alphabet
 _BYTE_TABLE = {b: c for b, c in enumerate(BYTE_TO_UNICODE)}
 
-# Words cached per tokenizer; the cache is dropped when it grows past this
-# (a word cache of 200k short strings is a few tens of MB).
-_CACHE_LIMIT = 200_000
+# Words longer than this (in symbols) merge through a heap, O(n log n), like
+# llama.cpp; shorter ones through a plain scan, which is faster there.
+_HEAP_MIN = 48
 
 
 def parse_merges(merges: list[str]) -> dict[tuple[str, str], int]:
@@ -64,22 +67,11 @@ class BPE:
         self.ranks = parse_merges(merges)
         self.pre = pre
         self.ignore_merges = ignore_merges
-        self._cache: dict[str, tuple[int, ...]] = {}
+        self._words = WordCache(self._word_ids)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of a text fragment (no special-token handling here)."""
-        out: list[int] = []
-        cache = self._cache
-        word_ids = self._word_ids
-        for word in self.pre.split(text):
-            ids = cache.get(word)
-            if ids is None:
-                ids = word_ids(word)
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                cache[word] = ids
-            out.extend(ids)
-        return out
+        return self._words.encode(self.pre.split(text))
 
     def _word_ids(self, word: str) -> tuple[int, ...]:
         enc = word.encode("utf-8").decode("latin-1").translate(_BYTE_TABLE)
@@ -106,6 +98,8 @@ class BPE:
 
     def _merge(self, syms: list[str]) -> list[str]:
         """Merge the lowest-ranked adjacent pair (leftmost on ties) until none is left."""
+        if len(syms) > _HEAP_MIN:
+            return self._merge_heap(syms)
         ranks = self.ranks
         while len(syms) > 1:
             best_rank = None
@@ -121,3 +115,48 @@ class BPE:
                 break
             syms[best:best + 2] = [syms[best] + syms[best + 1]]
         return syms
+
+    def _merge_heap(self, syms: list[str]) -> list[str]:
+        """Same merges as :meth:`_merge`, with llama.cpp's priority queue over a linked list.
+
+        Queue entries are (rank, left index, left text, right text); popping the
+        smallest gives the lowest rank, then the leftmost pair.  An entry whose
+        symbols have changed since it was queued is skipped.
+        """
+        ranks = self.ranks
+        text: list[str | None] = list(syms)
+        n = len(text)
+        nxt = list(range(1, n)) + [-1]
+        prv = list(range(-1, n - 1))
+        heap = []
+        for i in range(n - 1):
+            r = ranks.get((text[i], text[i + 1]))
+            if r is not None:
+                heap.append((r, i, text[i], text[i + 1]))
+        heapq.heapify(heap)
+        push = heapq.heappush
+        while heap:
+            _, left, lt, rt = heapq.heappop(heap)
+            right = nxt[left]
+            if right < 0 or text[left] != lt or text[right] != rt:
+                continue
+            text[left] = merged = lt + rt
+            text[right] = None
+            nxt[left] = after = nxt[right]
+            if after >= 0:
+                prv[after] = left
+            before = prv[left]
+            if before >= 0:
+                r = ranks.get((text[before], merged))
+                if r is not None:
+                    push(heap, (r, before, text[before], merged))
+            if after >= 0:
+                r = ranks.get((merged, text[after]))
+                if r is not None:
+                    push(heap, (r, left, merged, text[after]))
+        out = []
+        i = 0
+        while i >= 0:
+            out.append(text[i])
+            i = nxt[i]
+        return out

@@ -55,7 +55,9 @@ def translate(expr: str) -> str:
                 out.append(expr[i:i + 2])
             i += 2
             continue
-        if c == "[" and not inside:
+        if c == "(" and not inside and expr[i + 1:i + 2] != "?":
+            c = "(?:"           # no capturing groups: findall() then returns whole matches
+        elif c == "[" and not inside:
             inside = True
         elif c == "]" and inside:
             inside = False
@@ -164,20 +166,30 @@ class PreTokenizer:
 
     def split(self, text: str) -> list[str]:
         """The words of ``text``, in order; their concatenation is ``text``."""
-        spans = [(0, len(text))]
+        pieces = [text] if text else []
         for pat in self.patterns:
-            out: list[tuple[int, int]] = []
-            add = out.append
-            for a, b in spans:
-                pos = a
-                for m in pat.finditer(text, a, b):
-                    s, e = m.span()
-                    if s > pos:       # text no alternative matched: a word of its own
-                        add((pos, s))
-                    if e > s:
-                        add((s, e))
-                    pos = e
-                if pos < b:
-                    add((pos, b))
-            spans = out
-        return [text[a:b] for a, b in spans]
+            out: list[str] = []
+            for piece in pieces:
+                words = pat.findall(piece)
+                if sum(map(len, words)) == len(piece):
+                    out += words        # the matches tile the piece (the usual case)
+                else:
+                    out += _split_gaps(pat, piece)
+            pieces = out
+        return pieces
+
+
+def _split_gaps(pat: re.Pattern, text: str) -> list[str]:
+    """Matches of ``pat`` and, as words of their own, the stretches no match covers."""
+    out: list[str] = []
+    pos = 0
+    for m in pat.finditer(text):
+        s, e = m.span()
+        if s > pos:
+            out.append(text[pos:s])
+        if e > s:
+            out.append(text[s:e])
+        pos = e
+    if pos < len(text):
+        out.append(text[pos:])
+    return out

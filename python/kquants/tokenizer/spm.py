@@ -22,6 +22,8 @@ import struct
 
 import sentencepiece
 
+from .._core import KQuantsError
+
 __all__ = ["SPM", "build_model_proto"]
 
 # SentencePiece.Type
@@ -104,6 +106,7 @@ class SPM:
             # token nor a byte token covers (llama.cpp fails there).
             pieces.append(("\u2581<kquants-unk>\u2581", 0.0, _UNKNOWN))
         self.unk_id = next(i for i, p in enumerate(pieces) if p[2] == _UNKNOWN)
+        self._unk_outside = self.unk_id >= len(tokens)
         self._sp = sentencepiece.SentencePieceProcessor()
         self._sp.LoadFromSerializedProto(build_model_proto(pieces, byte_fallback))
 
@@ -112,4 +115,8 @@ class SPM:
         if self.add_space_prefix:
             text = " " + text
         text = text.replace(" ", "\u2581")
-        return self._sp.EncodeAsIds(text)
+        ids = self._sp.EncodeAsIds(text)
+        if self._unk_outside and self.unk_id in ids:
+            raise KQuantsError("text holds a character that neither a token nor a byte token of "
+                               "this SentencePiece vocabulary covers")
+        return ids

@@ -2,28 +2,30 @@
 
 llama.cpp classifies every code point by the first letter of its Unicode
 general category (L letter, N number, P punctuation, S symbol, M mark,
-Z separator, C other; unassigned ``Cn`` is "undefined"), plus a separate
-*whitespace* set (the ``White_Space`` property).  Its lower-casing is the
-simple one-code-point mapping and its "NFD" keeps only the first code point
-of the canonical decomposition.  We derive all of this from Python's
-``unicodedata`` (the Unicode version of the running Python; llama.cpp's tables
-may be a newer version, which only matters for code points assigned since).
+Z separator, C other; unassigned ``Cn`` is "undefined", U here), plus a
+separate *whitespace* set (the ``White_Space`` property).  Its lower-casing is
+the simple one-code-point mapping and its "NFD" keeps only the first code
+point of the canonical decomposition.  Its tables are built from Unicode 15.1,
+so ours come from the generated :mod:`.unicode_data` (Unicode 15.1) rather
+than from the running Python's ``unicodedata``, whose version varies.
 
-The regex character classes are built once, lazily (about 0.2 s), as
-``re`` class bodies (``a-zA-Z...``) so the pre-tokenizers run as compiled
-``re`` patterns.
+The regex character classes are ``re`` class bodies (``a-zA-Z...``) so the
+pre-tokenizers run as compiled ``re`` patterns.
 """
 from __future__ import annotations
 
+import bisect
 import functools
-import unicodedata
+
+from . import unicode_data
 
 __all__ = [
-    "WHITESPACE", "category", "is_whitespace", "tolower", "nfd_first",
-    "class_body", "WHITESPACE_BODY",
+    "WHITESPACE", "WHITESPACE_BODY", "category", "is_whitespace", "tolower", "nfd_first",
+    "class_body",
 ]
 
 MAX_CODEPOINT = 0x110000
+UNICODE_VERSION = unicode_data.VERSION
 
 # The White_Space property (PropList.txt): TAB..CR, SPACE, NEL, NBSP, OGHAM
 # SPACE MARK, EN QUAD..HAIR SPACE, LINE/PARAGRAPH SEPARATOR, NNBSP, MMSP,
@@ -34,41 +36,53 @@ WHITESPACE = frozenset(
 )
 
 
+def _parse_runs() -> tuple[list[int], list[str]]:
+    starts, cats = [], []
+    for item in unicode_data.CATEGORY_RUNS.split():
+        a, c = item.split(":")
+        starts.append(int(a, 16))
+        cats.append(c)
+    return starts, cats
+
+
+def _parse_nfd() -> tuple[list[int], list[int], list[int]]:
+    firsts, lasts, tos = [], [], []
+    for item in unicode_data.NFD_RANGES.split():
+        rng, to = item.split(":")
+        a, b = rng.split("-")
+        firsts.append(int(a, 16))
+        lasts.append(int(b, 16))
+        tos.append(int(to, 16))
+    return firsts, lasts, tos
+
+
+_RUN_STARTS, _RUN_CATS = _parse_runs()
+_NFD_FIRST, _NFD_LAST, _NFD_TO = _parse_nfd()
+_LOWER = {int(a, 16): int(b, 16) for a, b in (it.split(":") for it in unicode_data.LOWER.split())}
+
+
 def is_whitespace(cp: int) -> bool:
     return cp in WHITESPACE
 
 
-@functools.lru_cache(maxsize=None)
 def category(cp: int) -> str:
     """Major category letter: 'L','N','P','S','M','Z','C', or 'U' (unassigned)."""
-    if cp >= MAX_CODEPOINT:
+    if not 0 <= cp < MAX_CODEPOINT:
         return "U"
-    cat = unicodedata.category(chr(cp))
-    return "U" if cat == "Cn" else cat[0]
+    return _RUN_CATS[bisect.bisect_right(_RUN_STARTS, cp) - 1]
 
 
-@functools.lru_cache(maxsize=None)
 def tolower(cp: int) -> int:
     """Simple (single code point) lower-case mapping."""
-    low = chr(cp).lower()
-    # str.lower() uses the full mapping; the only code point whose full
-    # lower-case form has several code points is U+0130, whose simple mapping
-    # is the first of them ('i').
-    return ord(low[0])
+    return _LOWER.get(cp, cp)
 
 
-@functools.lru_cache(maxsize=None)
 def nfd_first(cp: int) -> int:
     """First code point of the canonical decomposition (llama.cpp's NFD)."""
-    return ord(unicodedata.normalize("NFD", chr(cp))[0])
-
-
-def _range_body(ranges: list[tuple[int, int]]) -> str:
-    """re class body for inclusive ranges, every code point escaped."""
-    out = []
-    for a, b in ranges:
-        out.append(_esc(a) if a == b else f"{_esc(a)}-{_esc(b)}")
-    return "".join(out)
+    i = bisect.bisect_right(_NFD_FIRST, cp) - 1
+    if i >= 0 and cp <= _NFD_LAST[i]:
+        return _NFD_TO[i]
+    return cp
 
 
 def _esc(cp: int) -> str:
@@ -80,20 +94,9 @@ def _esc(cp: int) -> str:
     return f"\\U{cp:08x}"
 
 
-@functools.lru_cache(maxsize=None)
-def _category_ranges() -> dict[str, list[tuple[int, int]]]:
-    """Inclusive code point ranges of each major category (one pass, ~0.2 s)."""
-    cat = unicodedata.category
-    ranges: dict[str, list[tuple[int, int]]] = {}
-    prev = None
-    start = 0
-    for cp in range(MAX_CODEPOINT + 1):
-        k = cat(chr(cp))[0] if cp < MAX_CODEPOINT else None
-        if k != prev:
-            if prev is not None:
-                ranges.setdefault(prev, []).append((start, cp - 1))
-            prev, start = k, cp
-    return ranges
+def _range_body(ranges: list[tuple[int, int]]) -> str:
+    """re class body for inclusive ranges, every code point escaped."""
+    return "".join(_esc(a) if a == b else f"{_esc(a)}-{_esc(b)}" for a, b in ranges)
 
 
 def _ws_ranges() -> list[tuple[int, int]]:
@@ -108,7 +111,6 @@ def _ws_ranges() -> list[tuple[int, int]]:
 
 WHITESPACE_BODY = _range_body(_ws_ranges())
 
-
 # llama.cpp runs the regexes that are not hand-coded on a "collapsed" text in
 # which ASCII stays itself and \p{S} becomes a fixed ASCII list that lacks '~'
 # (U+007E, a math symbol).  Removing it here keeps \p{S} the same as there.
@@ -118,7 +120,8 @@ _CLASS_EXCLUDE = {"S": (0x7E,)}
 @functools.lru_cache(maxsize=None)
 def class_body(cat: str) -> str:
     """re class body matching the major category ``cat`` ('L', 'N', 'P', 'S', 'M')."""
-    ranges = _category_ranges().get(cat, [])
+    ends = _RUN_STARTS[1:] + [MAX_CODEPOINT]
+    ranges = [(a, e - 1) for a, e, c in zip(_RUN_STARTS, ends, _RUN_CATS) if c == cat]
     for cp in _CLASS_EXCLUDE.get(cat, ()):
         out = []
         for a, b in ranges:

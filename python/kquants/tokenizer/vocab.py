@@ -154,7 +154,7 @@ class Vocab:
                 return _bpe_bytes(text)
             return text.replace("\u2581", " ").encode("utf-8")
         if attr & Attr.BYTE:
-            return bytes([int(text[3:5], 16)])
+            return bytes([_hex_byte(text[3:5])])
         return b""                     # unused / undefined: rendered like control tokens
 
     def detokenize(self, pieces: list[bytes], remove_space: bool) -> bytes:
@@ -165,6 +165,16 @@ class Vocab:
         if self.clean_spaces:
             out = _clean_spaces(out)
         return out
+
+
+def _hex_byte(s: str) -> int:
+    """The byte of "<0xXX>" as strtol reads "XX": the longest hex prefix, 0 if none."""
+    for k in (2, 1):
+        try:
+            return int(s[:k], 16) & 0xFF
+        except ValueError:
+            continue
+    return 0
 
 
 def _bpe_bytes(text: str) -> bytes:
@@ -198,6 +208,13 @@ def _clean_spaces(text: bytes) -> bytes:
     return text
 
 
+def _to_str(x: Any) -> str:
+    """A GGUF string as str (readers may hand out bytes; invalid UTF-8 becomes U+FFFD)."""
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return bytes(x).decode("utf-8", "replace")
+    return str(x)
+
+
 def _get(md: dict[str, Any], name: str, default: Any = None) -> Any:
     return md.get(_KEY + name, default)
 
@@ -208,17 +225,19 @@ def parse_vocab(md: dict[str, Any]) -> Vocab:
     Raises ValueError naming the key on missing or malformed data.
     """
     model = _get(md, "model")
+    pre = _get(md, "pre")
+    model = None if model is None else _to_str(model)
+    pre = None if pre is None else _to_str(pre)
     if model is None:
         raise ValueError("metadata has no tokenizer.ggml.model")
     if model not in _MODELS:
         raise ValueError(f"unsupported tokenizer.ggml.model={model!r} (supported: llama, gpt2, bert)")
     kind, defaults = _MODELS[model]
-    pre = _get(md, "pre")
 
     tokens = _get(md, "tokens")
     if tokens is None or isinstance(tokens, (str, bytes)):
         raise ValueError("metadata has no tokenizer.ggml.tokens array")
-    tokens = [t if t else f"[EMPTY_{i}]" for i, t in enumerate(map(str, tokens))]
+    tokens = [t if t else f"[EMPTY_{i}]" for i, t in enumerate(map(_to_str, tokens))]
     n = len(tokens)
     token_to_id: dict[str, int] = {}
     for i, t in enumerate(tokens):
@@ -237,7 +256,7 @@ def parse_vocab(md: dict[str, Any]) -> Vocab:
         merges = _get(md, "merges")
         if merges is None:
             raise ValueError("BPE vocabulary without tokenizer.ggml.merges")
-        v.merges = [str(m) for m in merges]
+        v.merges = [_to_str(m) for m in merges]
         pt = pre_type(pre)
         v.clean_spaces, v.ignore_merges, v.add_bos, v.add_sep = (
             pt.clean_spaces, pt.ignore_merges, pt.add_bos, pt.add_sep)
@@ -268,7 +287,33 @@ def parse_vocab(md: dict[str, Any]) -> Vocab:
     v.special_cache = sorted((i for i, a in enumerate(attrs)
                               if a & (Attr.CONTROL | Attr.USER_DEFINED | Attr.UNKNOWN)),
                              key=lambda i: -len(tokens[i].encode("utf-8")))
+    _strip_rules(v, md)
     return v
+
+
+def _strip_rules(v: Vocab, md: dict[str, Any]) -> None:
+    """llama.cpp's per-model LSTRIP/RSTRIP attributes (by pre-tokenizer, architecture or name)."""
+    name = str(md.get("general.name", "")).lower()
+    arch = str(md.get("general.architecture", ""))
+    pre = v.pre or ""
+    attrs, t2i = v.attrs, v.token_to_id
+
+    def set_attr(text: str, bit: int, on: bool) -> None:
+        tid = t2i.get(text)
+        if tid is not None:
+            attrs[tid] = attrs[tid] | bit if on else attrs[tid] & ~bit
+
+    if any(s in pre for s in ("jina-v2-de", "jina-v2-es", "jina-v2-code")) or \
+            any(s in arch for s in ("nomic-bert-moe", "jina-bert-v3")):
+        set_attr("<mask>", Attr.LSTRIP, True)
+    elif "phi-3" in name or "phi3" in name:
+        for tid in v.special_cache:
+            attrs[tid] |= Attr.RSTRIP
+        set_attr("</s>", Attr.RSTRIP, True)
+        for t in ("<unk>", "<s>", "<|endoftext|>"):
+            set_attr(t, Attr.RSTRIP, False)
+    elif "modern-bert" in name:
+        set_attr("[MASK]", Attr.LSTRIP, True)
 
 
 def _array(md: dict[str, Any], name: str, n: int, typ: type, default: Any) -> list:

@@ -18,6 +18,7 @@ pieces from the left; a word with any uncovered position becomes [UNK].
 from __future__ import annotations
 
 from .unicode import WHITESPACE, category, nfd_first, tolower
+from .wordcache import WordCache
 
 __all__ = ["WPM", "is_chinese_char"]
 
@@ -27,8 +28,6 @@ _CJK_RANGES = (
     (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
     (0x2B740, 0x2B81F), (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
 )
-
-_CACHE_LIMIT = 200_000
 
 
 def is_chinese_char(cp: int) -> bool:
@@ -45,7 +44,7 @@ class WPM:
         self.lowercase = lowercase
         self.strip_accents = strip_accents
         self.max_len = max((len(t) for t in token_to_id), default=1)
-        self._cache: dict[str, tuple[int, ...]] = {}
+        self._words = WordCache(self._word_ids)
         self._char_cache: dict[str, tuple[int, str]] = {}
 
     def _char(self, ch: str) -> tuple[int, str]:
@@ -88,17 +87,7 @@ class WPM:
         return words
 
     def encode(self, text: str) -> list[int]:
-        out: list[int] = []
-        cache = self._cache
-        for word in self.words(text):
-            ids = cache.get(word)
-            if ids is None:
-                ids = self._word_ids(word)
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                cache[word] = ids
-            out.extend(ids)
-        return out
+        return self._words.encode(self.words(text))
 
     def _word_ids(self, word: str) -> tuple[int, ...]:
         vocab = self.token_to_id
