@@ -58,27 +58,19 @@ class _TensorRef:
 
 
 def _read_gguf(path: str) -> tuple[dict[str, Any], dict[str, _TensorRef]]:
-    """Metadata and tensor views of a GGUF file.
-
-    TODO: switch to kquants.GGUFFile (native mmap reader, branch gguf) when it
-    lands; only this function changes.
-    """
-    import gguf
+    """Metadata and tensor views of a GGUF file (kquants.GGUFFile: native,
+    memory-mapped; the views keep the mapping alive)."""
+    from .gguf import GGUFFile
 
     if not os.path.isfile(path):
         raise KQuantsIOError(f"{path}: no such file")
-    try:
-        reader = gguf.GGUFReader(path)
-        meta = {name: f.contents() for name, f in reader.fields.items()}
+    with GGUFFile(path) as f:
+        meta = dict(f.metadata)
         tensors = {}
-        for t in reader.tensors:
-            shape = [int(s) for s in t.shape]
-            ne0 = shape[0]
-            ne1 = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
-            raw = np.asarray(t.data)
-            tensors[t.name] = _TensorRef(t.name, raw.view(np.uint8).reshape(-1), int(t.tensor_type), ne0, ne1)
-    except (ValueError, KeyError, IndexError, UnicodeDecodeError) as e:
-        raise GGUFError(f"{path}: cannot read GGUF file: {e}") from e
+        for t in f.tensors:
+            ne = [int(x) for x in t.ne]
+            ne1 = int(np.prod(ne[1:], dtype=np.int64)) if len(ne) > 1 else 1
+            tensors[t.name] = _TensorRef(t.name, f.tensor_data(t.name), int(t.type), ne[0], ne1)
     return meta, tensors
 
 
