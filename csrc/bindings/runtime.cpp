@@ -54,6 +54,7 @@ rt::ModelConfig config_from(const py::dict& d) {
     c.rope_freq_scale = get<float>(d, "rope_freq_scale");
     c.rope_neox = get<bool>(d, "rope_neox");
     if (d.contains("kv_f16")) c.kv_f16 = d["kv_f16"].cast<bool>();
+    if (d.contains("pack_weights")) c.pack_weights = d["pack_weights"].cast<bool>();
     return c;
 }
 

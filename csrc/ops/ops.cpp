@@ -5,6 +5,8 @@
 #include <vector>
 
 #include "core/fp16.h"
+#include "core/traits.h"
+#include "matmul/matmul.h"
 #include "core/threadpool.h"
 
 namespace kq::ops {
@@ -88,8 +90,14 @@ void softmax(float* x, int64_t n) {
     for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-void attention(const float* q, const float* k, const float* v, int64_t kv_stride, float* out, int64_t n,
-               int64_t n_past, int n_head, int n_kv, int hd, bool round_probs, int threads) {
+namespace {
+
+// Below this many query rows the per-(row, head) loop is used: for decoding
+// one token the matmul hand-offs would cost more than the arithmetic.
+constexpr int64_t kMatmulAttnMinRows = 16;
+
+void attention_rows(const float* q, const float* k, const float* v, int64_t kv_stride, float* out, int64_t n,
+                    int64_t n_past, int n_head, int n_kv, int hd, bool round_probs, int threads) {
     const int group = n_head / n_kv;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const int64_t q_stride = static_cast<int64_t>(n_head) * hd;
@@ -114,6 +122,62 @@ void attention(const float* q, const float* k, const float* v, int64_t kv_stride
                 axpy_f32(sc[static_cast<size_t>(j)], v + j * kv_stride + static_cast<int64_t>(kvh) * hd, o, hd);
         }
     });
+}
+
+// Batched prompt: per head, S = Q K^T and O = P V as two float matmuls
+// (kq::matmul, the ISA gemm kernels), like ggml's non-flash attention:
+// the full n x n_keys score rectangle is computed and the causal part masked.
+void attention_matmul(const float* q, const float* k, const float* v, int64_t kv_stride, float* out, int64_t n,
+                      int64_t n_past, int n_head, int n_kv, int hd, bool round_probs, int threads) {
+    const TypeTraits& f32 = type_traits(TypeId::F32);
+    const int group = n_head / n_kv;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const int64_t q_stride = static_cast<int64_t>(n_head) * hd;
+    const int64_t n_keys = n_past + n;
+    std::vector<float> kh(static_cast<size_t>(n_keys * hd)), vt(static_cast<size_t>(hd * n_keys));
+    std::vector<float> qh(static_cast<size_t>(n * hd)), oh(static_cast<size_t>(n * hd));
+    std::vector<float> s(static_cast<size_t>(n * n_keys));
+    for (int kvh = 0; kvh < n_kv; ++kvh) {
+        // K rows of this kv head, contiguous; V transposed ([hd, n_keys]) so
+        // that O = P @ (V^T)^T is again "x @ W^T".
+        for (int64_t j = 0; j < n_keys; ++j) {
+            const float* kr = k + j * kv_stride + static_cast<int64_t>(kvh) * hd;
+            const float* vr = v + j * kv_stride + static_cast<int64_t>(kvh) * hd;
+            std::copy(kr, kr + hd, kh.data() + j * hd);
+            for (int d = 0; d < hd; ++d) vt[static_cast<size_t>(d * n_keys + j)] = vr[d];
+        }
+        for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
+            for (int64_t i = 0; i < n; ++i) {
+                const float* src = q + i * q_stride + static_cast<int64_t>(h) * hd;
+                std::copy(src, src + hd, qh.data() + i * hd);
+            }
+            matmul(f32, kh.data(), n_keys, hd, qh.data(), n, s.data(), threads);
+            parallel_for(n, 16, threads, [&](int64_t r0, int64_t r1) {
+                for (int64_t i = r0; i < r1; ++i) {
+                    float* row = s.data() + i * n_keys;
+                    const int64_t valid = n_past + i + 1;  // causal mask
+                    for (int64_t j = 0; j < valid; ++j) row[j] *= scale;
+                    softmax(row, valid);
+                    if (round_probs)
+                        for (int64_t j = 0; j < valid; ++j) row[j] = fp16_round(row[j]);
+                    std::fill(row + valid, row + n_keys, 0.0f);
+                }
+            });
+            matmul(f32, vt.data(), hd, n_keys, s.data(), n, oh.data(), threads);
+            for (int64_t i = 0; i < n; ++i)
+                std::copy(oh.data() + i * hd, oh.data() + (i + 1) * hd, out + i * q_stride + static_cast<int64_t>(h) * hd);
+        }
+    }
+}
+
+}  // namespace
+
+void attention(const float* q, const float* k, const float* v, int64_t kv_stride, float* out, int64_t n,
+               int64_t n_past, int n_head, int n_kv, int hd, bool round_probs, int threads) {
+    if (n < kMatmulAttnMinRows)
+        attention_rows(q, k, v, kv_stride, out, n, n_past, n_head, n_kv, hd, round_probs, threads);
+    else
+        attention_matmul(q, k, v, kv_stride, out, n, n_past, n_head, n_kv, hd, round_probs, threads);
 }
 
 void round_fp16(float* x, int64_t n) {

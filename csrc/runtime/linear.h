@@ -7,6 +7,7 @@
 // row, ne1 = m rows), never copied.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "core/traits.h"
@@ -20,7 +21,23 @@ struct WeightView {
     int64_t ne0 = 0;                  // values per row (k)
     int64_t ne1 = 1;                  // rows (m)
     size_t row_bytes = 0;
+    bool packed = false;              // data holds rows in the kernels' prepared layout
     bool present() const { return data != nullptr; }
+};
+
+// Owns a weight converted to the active kernel set's packed layout (what
+// kq::prepare_weights writes), so matmuls skip the per-call packing.
+class PackedWeight {
+public:
+    // Empty (no-op) when the kernel set reads ggml's rows for this type.
+    explicit PackedWeight(const WeightView& w, int threads);
+    // The view to use: packed if available, else the original.
+    const WeightView& view() const { return view_; }
+
+private:
+    struct Free { void operator()(void* p) const; };
+    std::unique_ptr<uint8_t, Free> mem_;
+    WeightView view_;
 };
 
 // y[n, w.ne1] = x[n, w.ne0] @ W^T on `threads` threads (kq::matmul: x is

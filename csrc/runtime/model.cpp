@@ -86,6 +86,14 @@ LlamaModel::LlamaModel(const ModelConfig& cfg, const TensorMap& t) : cfg_(cfg) {
         L.up = require(t, cfg, p + "ffn_up.weight", E, cfg.n_ff);
         L.down = require(t, cfg, p + "ffn_down.weight", cfg.n_ff, E);
     }
+    if (cfg.pack_weights) {
+        packed_.reserve(layers_.size() * 7);
+        for (Layer& L : layers_)
+            for (WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down}) {
+                packed_.emplace_back(*w, 0);
+                *w = packed_.back().view();
+            }
+    }
 }
 
 void LlamaModel::reserve_cache(int64_t positions) {

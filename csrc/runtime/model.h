@@ -40,6 +40,9 @@ struct ModelConfig {
     // K.Q dot and the softmax weights to fp16 for the V product - exactly
     // the operands ggml's mul_mat sees with an F16 cache.
     bool kv_f16 = true;
+    // Repack the per-layer weights once into the kernels' layout (faster
+    // matmuls, about 1.8x the memory of those tensors).
+    bool pack_weights = true;
 };
 
 using TensorMap = std::map<std::string, WeightView>;
@@ -73,6 +76,7 @@ private:
     WeightView tok_embd_, output_;
     std::vector<float> output_norm_, rope_factors_;
     std::vector<Layer> layers_;
+    std::vector<PackedWeight> packed_;   // owners of repacked layer weights
     int64_t n_past_ = 0;
     int64_t cache_cap_ = 0;
     // Scratch reused between calls.
