@@ -95,12 +95,19 @@ namespace {
 // Below this many query rows the per-(row, head) loop is used: for decoding
 // one token the matmul hand-offs would cost more than the arithmetic.
 constexpr int64_t kMatmulAttnMinRows = 16;
+// Multiply-adds (per Q.K or P.V pass) below which attention runs serially:
+// ~0.1 ms of work, about what waking a parked worker can cost on a busy machine.
+constexpr int64_t kSerialAttnWork = 1 << 18;
 
 void attention_rows(const float* q, const float* k, const float* v, int64_t kv_stride, float* out, int64_t n,
                     int64_t n_past, int n_head, int n_kv, int hd, bool round_probs, int threads) {
     const int group = n_head / n_kv;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const int64_t q_stride = static_cast<int64_t>(n_head) * hd;
+    // Too little work to pay for waking the pool (decoding with a short
+    // cache): run on the calling thread.
+    const int64_t work = n * n_head * (n_past + n) * hd;
+    if (work < kSerialAttnWork) threads = 1;
     // One task = one (query row, head); the longest rows carry the most work,
     // so small grains keep the threads balanced.
     parallel_for(n * n_head, 4, threads, [&](int64_t t0, int64_t t1) {

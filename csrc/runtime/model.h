@@ -40,9 +40,9 @@ struct ModelConfig {
     // K.Q dot and the softmax weights to fp16 for the V product - exactly
     // the operands ggml's mul_mat sees with an F16 cache.
     bool kv_f16 = true;
-    // Repack the per-layer weights once into the kernels' layout (faster
-    // matmuls, about 1.8x the memory of those tensors).
-    bool pack_weights = true;
+    // Repack the per-layer weights once into the kernels' layout (about
+    // 1.8x the bytes of those tensors; see Model(pack_weights=...)).
+    bool pack_weights = false;
 };
 
 using TensorMap = std::map<std::string, WeightView>;
