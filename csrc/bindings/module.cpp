@@ -7,5 +7,6 @@ PYBIND11_MODULE(_core, m) {
     kq::py_bind::bind_quant(m);
     kq::py_bind::bind_gguf(m);
     kq::py_bind::bind_cuda(m);
+    kq::py_bind::bind_runtime(m);
     kq::py_bind::bind_matmul(m);
 }

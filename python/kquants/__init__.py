@@ -8,6 +8,8 @@ Files:
     GGUFFile (read, mmap), GGUFWriter (streaming write)
 Text:
     Tokenizer (llama.cpp-exact tokenization from GGUF tokenizer metadata)
+Inference:
+    Model (Llama-family GGUF decoder on the CPU), perplexity, kl_divergence
 """
 from ._core import KQuantsError, GGUFError, KQuantsIOError  # noqa: F401
 from .types import GGMLType, TypeInfo, type_info, types, system_info  # noqa: F401
@@ -17,6 +19,8 @@ from .gguf import GGUFFile, GGUFWriter, GGUFTensor, GGUFField, GGUFValueType  # 
 from .convert import quantize, convert, export_hf  # noqa: F401  (model files; convert/)
 from .tokenizer import Tokenizer  # noqa: F401
 from .cuda import cuda_available  # noqa: F401
+from .model import Model  # noqa: F401
+from .perplexity import perplexity, kl_divergence  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -28,4 +32,5 @@ __all__ = [
     "quantize", "convert", "export_hf",
     "Tokenizer",
     "cuda_available",
+    "Model", "perplexity", "kl_divergence",
 ]

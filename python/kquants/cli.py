@@ -145,6 +145,12 @@ from .convert.cli import SUBCOMMANDS as _CONVERT_SUBCOMMANDS  # noqa: E402
 for _c in _CONVERT_SUBCOMMANDS:
     register(Command(*_c))
 
+# Inference subcommands (generate, perplexity, kl-divergence) live with the runtime.
+from .runtime_cli import SUBCOMMANDS as _RUNTIME_SUBCOMMANDS  # noqa: E402
+
+for _c in _RUNTIME_SUBCOMMANDS:
+    register(Command(*_c))
+
 
 # --- entry point --------------------------------------------------------------------
 

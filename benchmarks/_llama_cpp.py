@@ -1,0 +1,34 @@
+"""llama-cpp-python helpers shared by the comparison benchmarks.
+
+llama.cpp's CPU backend puts Q4_0/Q4_1/Q8_0 weights into an AMX "extra"
+buffer on CPUs that report AMX; in sandboxes where the kernel does not grant
+AMX tile state that path segfaults. KQ_LLAMA_EXTRA_BUFTS=1 keeps llama.cpp's
+default; otherwise extra buffer types (AMX, repacking) are switched off, which
+leaves the ordinary ggml-cpu kernels (the same arithmetic).
+"""
+from __future__ import annotations
+
+import os
+
+
+def llama_cpp():
+    import llama_cpp as lc
+    import llama_cpp.llama_cpp as raw
+
+    if os.environ.get("KQ_LLAMA_EXTRA_BUFTS") != "1" and not getattr(raw, "_kq_patched", False):
+        orig = raw.llama_model_default_params
+
+        def params():
+            p = orig()
+            p.use_extra_bufts = False
+            return p
+
+        raw.llama_model_default_params = params
+        raw._kq_patched = True
+    return lc
+
+
+def open_llama(path: str, n_ctx: int = 512, threads: int = 2, logits_all: bool = True):
+    lc = llama_cpp()
+    return lc.Llama(path, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, logits_all=logits_all, n_threads=threads,
+                    n_threads_batch=threads, verbose=False)
