@@ -9,7 +9,8 @@ Files:
 Text:
     Tokenizer (llama.cpp-exact tokenization from GGUF tokenizer metadata)
 Inference:
-    Model (Llama-family GGUF decoder on the CPU), perplexity, kl_divergence
+    Model (Llama-family GGUF decoder on the CPU), perplexity, kl_divergence,
+    sweep (quantize to several types and tabulate quality and speed)
 """
 from ._core import KQuantsError, GGUFError, KQuantsIOError  # noqa: F401
 from .types import GGMLType, TypeInfo, type_info, types, system_info  # noqa: F401
@@ -21,6 +22,7 @@ from .tokenizer import Tokenizer  # noqa: F401
 from .cuda import cuda_available  # noqa: F401
 from .model import Model  # noqa: F401
 from .perplexity import perplexity, kl_divergence  # noqa: F401
+from .sweep import sweep  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -32,5 +34,5 @@ __all__ = [
     "quantize", "convert", "export_hf",
     "Tokenizer",
     "cuda_available",
-    "Model", "perplexity", "kl_divergence",
+    "Model", "perplexity", "kl_divergence", "sweep",
 ]

@@ -1,4 +1,4 @@
-"""Command-line subcommands of the runtime: generate, perplexity, kl-divergence.
+"""Command-line subcommands of the runtime: generate, perplexity, kl-divergence, sweep.
 
 ``SUBCOMMANDS`` lists them as (name, help, add_arguments, run); the
 ``kquants`` command line (kquants.cli) registers them next to its own.
@@ -75,9 +75,39 @@ def _kld(a) -> int:
     return 0
 
 
+def _sweep_args(p) -> None:
+    from .sweep import DEFAULT_TYPES
+    p.add_argument("model", help="model to quantize: a Hugging Face folder or a GGUF (quantized ones are requantized)")
+    p.add_argument("--types", default=",".join(DEFAULT_TYPES),
+                   help=f"comma-separated quantize presets (default {','.join(DEFAULT_TYPES)})")
+    p.add_argument("--text", default=None, help="evaluation text file (default: packaged Moby-Dick excerpt)")
+    p.add_argument("-o", "--out", default=None, help="output folder (default: <model>-sweep beside the model)")
+    p.add_argument("-c", "--ctx", type=int, default=512, help="tokens per perplexity chunk (default 512)")
+    p.add_argument("--chunks", type=int, default=None, help="evaluate at most this many chunks")
+    p.add_argument("-t", "--threads", type=int, default=None, help="'all threads' for the speed columns")
+    p.add_argument("--pp", type=int, default=512, help="prompt length timed for pp ms/token (default 512)")
+    p.add_argument("--tg", type=int, default=64, help="decode steps timed for tg ms/token (default 64)")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    p.add_argument("--no-keep", action="store_true", help="delete the quantized GGUFs at the end")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _sweep(a) -> int:
+    from .sweep import sweep
+    r = sweep(a.model, a.types.split(","), a.text, a.out, n_ctx=a.ctx, chunks=a.chunks, threads=a.threads,
+              pp_tokens=a.pp, tg_tokens=a.tg, plot=not a.no_plot, keep=not a.no_keep, quiet=a.quiet)
+    print(r.markdown())
+    print("wrote " + ", ".join(r.outputs.values()))
+    if "png" not in r.outputs and not a.no_plot:
+        print("(no plot: install matplotlib, e.g. pip install 'kquants[plot]')")
+    return 0
+
+
 SUBCOMMANDS = [
     ("generate", "generate text with a GGUF model", _generate_args, _generate),
     ("perplexity", "perplexity of a GGUF model on a text, as llama-perplexity", _ppl_args, _perplexity),
     ("kl-divergence", "KL divergence of a model from a reference model, as llama-perplexity --kl-divergence",
      _kld_args, _kld),
+    ("sweep", "quantize to several types and tabulate size, bits/weight, perplexity, KLD and speed",
+     _sweep_args, _sweep),
 ]
