@@ -1,9 +1,13 @@
 """End-to-end F16 GGUF -> Q4_K_M: kquants.quantize vs llama-quantize, same threads.
 
     PYTHONPATH=python python benchmarks/bench_convert.py [--threads N] [--preset q4_k_m] [--repeat 3]
-        [--model path.gguf]
+        [--model path.gguf | --synthetic GB]
 
-Default input: SmolLM2-135M re-exported to F16 (see compare_llama_cpp.py).
+Default input: SmolLM2-135M re-exported to F16 (see compare_llama_cpp.py). Its
+576-wide rows are not a multiple of 256, so most of its Q4_K_M tensors fall
+back to Q5_0/Q8_0; --synthetic GB writes a Llama-shaped checkpoint of about GB
+gigabytes (hidden 2048, as bench_streaming.py) and converts it to F16 first,
+a model where the k-quants do the work (the issue's 922 MB F16 model).
 llama-quantize is timed through llama_cpp.llama_model_quantize (llama-cpp-python).
 Each side runs --repeat times; the best wall time is reported (the machine
 may be shared: say so when quoting numbers). Also checks the outputs' tensors
@@ -46,14 +50,23 @@ def main() -> None:
     ap.add_argument("--preset", default="q4_k_m")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--model", help="F16 GGUF input (default: SmolLM2-135M F16)")
+    ap.add_argument("--synthetic", type=float, default=None,
+                    help="instead: a generated Llama-shaped F16 model of about this many GB")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        src = Path(a.model) if a.model else smollm2_f16(tmp)
+        if a.synthetic:
+            from bench_streaming import write_checkpoint
+            write_checkpoint(tmp / "hf", a.synthetic)
+            src = tmp / "synthetic-f16.gguf"
+            kquants.convert(tmp / "hf", src, "f16", quiet=True)
+        else:
+            src = Path(a.model) if a.model else smollm2_f16(tmp)
         ours, ref = tmp / "ours.gguf", tmp / "ref.gguf"
         t_ours, all_ours, cpu_ours = best(
             lambda: kquants.quantize(src, ours, a.preset, threads=a.threads, quiet=True), a.repeat)
-        res = {"input": str(src if a.model else "SmolLM2-135M F16"), "bytes": src.stat().st_size,
+        name = f"synthetic Llama F16 ({a.synthetic} GB)" if a.synthetic else None
+        res = {"input": name or str(src if a.model else "SmolLM2-135M F16"), "bytes": src.stat().st_size,
                "preset": a.preset, "threads": a.threads, "kquants_s": t_ours, "kquants_runs": all_ours,
                "kquants_cpu_s": cpu_ours, "isa": kquants.system_info().get("active_isa"),
                "load_average": os.getloadavg()}
@@ -69,7 +82,7 @@ def main() -> None:
                   f"outputs identical: {res['identical']}; load average {os.getloadavg()[0]:.1f}")
         else:
             print("llama-cpp-python not installed: no llama-quantize timing")
-    out = HERE / "results" / "bench_convert.json"
+    out = HERE / "results" / ("bench_convert_synthetic.json" if a.synthetic else "bench_convert.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
 

@@ -126,6 +126,21 @@ def test_threads_give_identical_results(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("wtype", ["Q4_0", "Q8_0"])
+def test_weight_packing_modes_identical(tmp_path, wtype):
+    """Weights packed once at load ("on"; "auto": only k = 512, not the padded
+    k = 576 rows of ffn_down) give the same bits as packing per call ("off")."""
+    write_tiny_gguf(tmp_path / "m.gguf", wtype=wtype, embd_type=wtype, n_embd=512, n_head=8, n_head_kv=4,
+                    n_ff=576, n_layer=1)
+    ids = ids_for(96, 9)
+    out = {mode: Model(tmp_path / "m.gguf", threads=2, pack_weights=mode).logits(ids)
+           for mode in ("off", "auto", "on", True, False)}
+    for mode in ("auto", "on", True, False):
+        np.testing.assert_array_equal(out[mode], out["off"])
+    with pytest.raises(kquants.KQuantsError, match="pack_weights"):
+        Model(tmp_path / "m.gguf", pack_weights="sometimes")
+
+
 # --- errors ---------------------------------------------------------------
 
 def test_unknown_architecture_lists_supported(tmp_path):

@@ -54,7 +54,12 @@ rt::ModelConfig config_from(const py::dict& d) {
     c.rope_freq_scale = get<float>(d, "rope_freq_scale");
     c.rope_neox = get<bool>(d, "rope_neox");
     if (d.contains("kv_f16")) c.kv_f16 = d["kv_f16"].cast<bool>();
-    if (d.contains("pack_weights")) c.pack_weights = d["pack_weights"].cast<bool>();
+    if (d.contains("pack_weights")) {
+        const std::string v = d["pack_weights"].cast<std::string>();
+        if (v != "off" && v != "on" && v != "auto")
+            throw Error("pack_weights must be 'auto', 'on' or 'off' (or a bool), got '" + v + "'");
+        c.pack_weights = v == "on" ? rt::ModelConfig::Pack::On : v == "off" ? rt::ModelConfig::Pack::Off : rt::ModelConfig::Pack::Auto;
+    }
     return c;
 }
 

@@ -1,6 +1,7 @@
 // A persistent thread pool. Workers are created once (grown lazily to the
-// largest thread count ever asked for) and parked on a condition variable
-// between jobs; no threads are created per call.
+// largest thread count ever asked for); between jobs they poll for the next
+// one for a short while, then sleep on a condition variable. No threads are
+// created per call.
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "matmul/matmul.h"
 
 namespace kq::rt {
 namespace {
@@ -86,13 +87,19 @@ LlamaModel::LlamaModel(const ModelConfig& cfg, const TensorMap& t) : cfg_(cfg) {
         L.up = require(t, cfg, p + "ffn_up.weight", E, cfg.n_ff);
         L.down = require(t, cfg, p + "ffn_down.weight", cfg.n_ff, E);
     }
-    if (cfg.pack_weights) {
-        packed_.reserve(layers_.size() * 7);
-        for (Layer& L : layers_)
-            for (WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down}) {
-                packed_.emplace_back(*w, 0);
-                *w = packed_.back().view();
-            }
+    if (cfg.pack_weights != ModelConfig::Pack::Off) {
+        // The output matrix too (its own copy when tied: token_embd's rows
+        // stay in ggml's layout for get_rows): unpacked, every decode step
+        // repacks it, and it is the largest matrix of small models.
+        packed_.reserve(layers_.size() * 7 + 1);
+        std::vector<WeightView*> all{&output_};
+        for (Layer& L : layers_) all.insert(all.end(), {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down});
+        for (WeightView* w : all) {
+            if (cfg.pack_weights == ModelConfig::Pack::Auto && prepared_row_bytes(*w->type, w->ne0) > w->row_bytes)
+                continue;  // padded rows: see ModelConfig::pack_weights
+            packed_.emplace_back(*w, 0);
+            *w = packed_.back().view();
+        }
     }
 }
 

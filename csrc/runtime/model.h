@@ -40,9 +40,14 @@ struct ModelConfig {
     // K.Q dot and the softmax weights to fp16 for the V product - exactly
     // the operands ggml's mul_mat sees with an F16 cache.
     bool kv_f16 = true;
-    // Repack the per-layer weights once into the kernels' layout (about
-    // 1.8x the bytes of those tensors; see Model(pack_weights=...)).
-    bool pack_weights = false;
+    // Repack weights once into the kernels' layout, so that matmuls skip the
+    // per-call packing: Off, On (every matrix), or Auto (the matrices whose
+    // rows pack without padding, i.e. k a multiple of 16 lane blocks: the
+    // packed copy is no larger than the original; a padded row, e.g. k=576
+    // in 32-element blocks, packs to 32/18 of its bytes and its mat-vec,
+    // memory-bound, gets slower by as much).
+    enum class Pack { Off, On, Auto };
+    Pack pack_weights = Pack::Auto;
 };
 
 using TensorMap = std::map<std::string, WeightView>;

@@ -205,13 +205,17 @@ class Model:
     (default: kquants.Tokenizer from the file's tokenizer metadata).
     ``kv_cache``: "f16" (llama.cpp's default: K/V, Q and attention weights
     carry fp16 precision, so results track llama.cpp) or "f32".
-    ``pack_weights``: copy the layer weights once into the matmul kernels'
-    packed layout (about 1.8x their bytes). Off by default: on SmolLM2 it
-    measured no faster, and decoding is memory-bound.
+    ``pack_weights``: copy weight matrices once into the matmul kernels'
+    packed layout, so that each matmul skips packing them: "auto" (default)
+    packs the matrices whose rows pack without padding (k a multiple of 16
+    blocks, e.g. 4096; the copy is then the same size, and a 7B-shaped
+    mat-vec measured 2x faster); True / "on" packs every matrix (rows such as
+    SmolLM2's k=576 pad to 1.8x their bytes, and memory-bound decoding gets
+    no faster); False / "off" packs nothing.
     """
 
     def __init__(self, path: PathLike, threads: Optional[int] = None, n_ctx: Optional[int] = None,
-                 tokenizer: Any = None, kv_cache: str = "f16", pack_weights: bool = False):
+                 tokenizer: Any = None, kv_cache: str = "f16", pack_weights: Union[bool, str] = "auto"):
         self.path = os.fspath(path)
         if kv_cache not in ("f16", "f32"):
             raise KQuantsError(f"kv_cache must be 'f16' or 'f32', got {kv_cache!r}")
@@ -220,7 +224,11 @@ class Model:
         meta, tensors = _read_gguf(self.path)
         cfg, extra = _hparams(self.path, meta, tensors, n_ctx)
         cfg["kv_f16"] = kv_cache == "f16"
-        cfg["pack_weights"] = bool(pack_weights)
+        if isinstance(pack_weights, bool):
+            pack_weights = "on" if pack_weights else "off"
+        if pack_weights not in ("auto", "on", "off"):
+            raise KQuantsError(f"pack_weights must be 'auto', 'on', 'off' or a bool, got {pack_weights!r}")
+        cfg["pack_weights"] = pack_weights
         refs = list(tensors.values()) + extra
         self._native = _core.LlamaModel(cfg, [(t.name, t.data, t.type_id, t.ne0, t.ne1) for t in refs])
         self.config = cfg
