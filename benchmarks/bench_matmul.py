@@ -39,8 +39,12 @@ sys.path.insert(0, str(ROOT / "python"))
 import kquants  # noqa: E402
 from kquants import _core  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _ggml import GGMLMatmul  # noqa: E402
+
 # llama.cpp test-backend-ops MUL_MAT, 1 thread, GFLOPS, on the 2-core AVX-512
-# machine of issue 3 (m=4096, k=14336).
+# machine of issue 3 (m=4096, k=14336). Used only when llama-cpp-python is not
+# installed: otherwise ggml's mul_mat is measured in the same run (_ggml.py).
 LLAMA_CPP = {
     1: {"F16": 11.3, "Q4_0": 20.9, "Q4_1": 17.2, "Q5_0": 18.0, "Q5_1": 14.7, "Q8_0": 16.6,
         "Q2_K": 34.4, "Q3_K": 31.1, "Q4_K": 25.6, "Q5_K": 21.3, "Q6_K": 20.4},
@@ -107,7 +111,9 @@ def main() -> int:
     ap.add_argument("--full", action="store_true", help="more repetitions; generic kernels at n=1")
     ap.add_argument("--quick", action="store_true", help="Q4_0, Q4_K, F16 only, few repetitions")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--no-llama", action="store_true", help="do not time ggml's mul_mat (llama-cpp-python)")
     args = ap.parse_args()
+    ggml = None if args.no_llama else GGMLMatmul.load()
 
     info = kquants.system_info()
     types = [t.name for t in kquants.types() if t.matmul_rtol > 0]
@@ -134,6 +140,7 @@ def main() -> int:
     xn = rng.standard_normal((n, k), dtype=np.float32)
     flops1, flopsn = 2.0 * m * k, 2.0 * m * k * n
     results = []
+    llama: dict = {}  # type -> threads -> n -> GFLOPS of ggml's mul_mat
     for name in types:
         ti = kquants.type_info(name)
         q = make_weights(name, m, k, rng)
@@ -174,24 +181,37 @@ def main() -> int:
                     line += f" | n=1 unprepared {r['mv_unprepared_gflops']:.1f}"
                 print(line, flush=True)
         del pw_big, q_big
+        if ggml is not None:
+            # ggml's mul_mat on the same weights and activations, same shapes.
+            for nn, xx, reps in ((1, x1, reps_mv), (n, xn, reps_mm)):
+                run = ggml.prepare(ti.ggml_id, q, m, k, xx)
+                for t in threads:
+                    s = min(timeit(lambda: run(t), reps))
+                    llama.setdefault(name, {}).setdefault(t, {})[nn] = 2.0 * m * k * nn / s / 1e9
+                ggml.free(run)
+            print(f"{name:5s} llama.cpp  " + "  ".join(
+                f"thr={t} n=1: {v[1]:6.1f} n={n}: {v[n]:6.1f} GFLOPS" for t, v in llama[name].items()), flush=True)
 
     meta = {"cpu": cpu_model(), "llc_bytes": llc, "read_bandwidth_gbs": bw, "m": m, "k": k, "n": n,
             "isas": isas, "threads": threads, "system_info": info, "kquants": kquants.__version__,
             "load_avg_start": load0, "load_avg_end": os.getloadavg(),
-            "seconds": round(time.time() - started, 1), "args": vars(args)}
+            "seconds": round(time.time() - started, 1), "args": vars(args),
+            "llama_cpp": "measured (ggml mul_mat via llama-cpp-python)" if ggml else "quoted from issue 3"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_matmul.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
-    (out / "bench_matmul.md").write_text(markdown(meta, results, isas[-1]))
+    (out / "bench_matmul.json").write_text(json.dumps({"meta": meta, "results": results, "llama_cpp": llama},
+                                                      indent=1))
+    (out / "bench_matmul.md").write_text(markdown(meta, results, isas[-1], llama))
     print(f"# wrote {out / 'bench_matmul.json'} and bench_matmul.md in {meta['seconds']} s", flush=True)
     return 0
 
 
-def markdown(meta, results, best_isa) -> str:
+def markdown(meta, results, best_isa, llama=None) -> str:
     m, k, n = meta["m"], meta["k"], meta["n"]
     bw = ", ".join(f"{t} thread{'s' if int(t) > 1 else ''}: {v:.1f} GB/s" for t, v in meta["read_bandwidth_gbs"].items())
     la0 = ", ".join(f"{v:.1f}" for v in meta["load_avg_start"])
     la1 = ", ".join(f"{v:.1f}" for v in meta["load_avg_end"])
+    measured = bool(llama)
     lines = [
         "# kquants.matmul benchmark",
         "",
@@ -200,37 +220,53 @@ def markdown(meta, results, best_isa) -> str:
         f"{meta['seconds']} s. Command: `python benchmarks/bench_matmul.py"
         + (" --full" if meta["args"]["full"] else "") + "`.",
         "",
-        f"## Against llama.cpp (1 thread, {best_isa}, GFLOPS)",
+        "llama.cpp: " + ("ggml's mul_mat (llama-cpp-python's libggml, ggml_graph_compute_with_ctx, "
+                         "weights in plain CPU memory as in test-backend-ops) on the same weights, "
+                         "shapes and thread counts, measured in this run (best of the repetitions)."
+                         if measured else "test-backend-ops numbers quoted from issue 3 (1 thread; "
+                         "llama-cpp-python not installed)."),
         "",
-        "Wall-clock GFLOPS; ratio marked (miss) below the goal (1.5x at n=1, 1.2x at n=512), "
-        "% bw below 80%. "
-        "cpu-time: the same calls timed by process CPU time (what the thread got of the core, "
-        "a check against other load on the machine).",
-        "",
-        "| type | n=1 | llama.cpp | ratio | n=1 >LLC % bw | n=1 unprepared | n=1 cpu-time "
-        f"| n={n} | llama.cpp | ratio | n={n} cpu-time |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in results:
-        if r["isa"] != best_isa or r["threads"] != 1:
+
+    def ratio(v, ref, goal):
+        if not ref:
+            return "-"
+        q = v / ref
+        return f"{q:.2f}x" + ("" if q >= goal else " (miss)")
+
+    for th in sorted({r["threads"] for r in results}):
+        if not measured and th != 1:
             continue
-        t1, tn = LLAMA_CPP[1].get(r["type"]), LLAMA_CPP[512].get(r["type"]) if n == 512 else None
-
-        def ratio(v, ref, goal):
-            if not ref:
-                return "-"
-            q = v / ref
-            return f"{q:.2f}x" + ("" if q >= goal else " (miss)")
-
-        lines.append(
-            f"| {r['type']} | {r['mv_gflops']:.1f} | {t1 or '-'} | {ratio(r['mv_gflops'], t1, GOAL[1])} "
-            f"| {r['mv_big_pct_bw']:.0f}%{'' if r['mv_big_pct_bw'] >= 80 else ' (miss)'} "
-            f"| {r.get('mv_unprepared_gflops', float('nan')):.1f} "
-            f"| {r['mv_cpu_gflops']:.1f} "
-            f"| {r['mm_gflops']:.1f} | {tn or '-'} | {ratio(r['mm_gflops'], tn, GOAL[512])} "
-            f"| {r['mm_cpu_gflops']:.1f} |")
+        lines += [
+            f"## Against llama.cpp ({th} thread{'s' if th > 1 else ''}, {best_isa}, GFLOPS)",
+            "",
+            "Wall-clock GFLOPS; ratio marked (miss) below the goal (1.5x at n=1, 1.2x at n=512), "
+            "% bw below 80%. cpu-time: the same calls timed by process CPU time (all threads).",
+            "",
+            "| type | n=1 | llama.cpp | ratio | n=1 >LLC % bw | n=1 unprepared | n=1 cpu-time "
+            f"| n={n} | llama.cpp | ratio | n={n} cpu-time |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in results:
+            if r["isa"] != best_isa or r["threads"] != th:
+                continue
+            if measured:
+                ref = (llama.get(r["type"]) or {}).get(th) or {}
+                t1, tn = ref.get(1), ref.get(n)
+            else:
+                t1, tn = LLAMA_CPP[1].get(r["type"]), LLAMA_CPP[512].get(r["type"]) if n == 512 else None
+            unprep = f"{r['mv_unprepared_gflops']:.1f}" if "mv_unprepared_gflops" in r else "-"
+            lines.append(
+                f"| {r['type']} | {r['mv_gflops']:.1f} | {f'{t1:.1f}' if t1 else '-'} "
+                f"| {ratio(r['mv_gflops'], t1, GOAL[1])} "
+                f"| {r['mv_big_pct_bw']:.0f}%{'' if r['mv_big_pct_bw'] >= 80 else ' (miss)'} | {unprep} "
+                f"| {r['mv_cpu_gflops']:.1f} | {r['mm_gflops']:.1f} | {f'{tn:.1f}' if tn else '-'} "
+                f"| {ratio(r['mm_gflops'], tn, GOAL[512])} | {r['mm_cpu_gflops']:.1f} |")
+        lines.append("")
+    if measured:
+        lines += ["Issue 3's quoted test-backend-ops numbers (1 thread, the machine of the issue), for reference: "
+                  + ", ".join(f"{t} {LLAMA_CPP[1][t]}/{LLAMA_CPP[512][t]}" for t in LLAMA_CPP[1]) + " (n=1/n=512).", ""]
     lines += [
-        "",
         "## All cells",
         "",
         f"n=1: GFLOPS and GB/s of ggml weight bytes ({m} rows, LLC-resident after the first call); "

@@ -155,12 +155,18 @@ def test_packers_agree(name):
     if len(sets) < 2:
         pytest.skip("one SIMD kernel set only")
     rng = np.random.default_rng(7)
-    for blocks in (1, 15, 16, 17, 33):
+    for blocks in (1, 15, 16, 17, 32, 33):
         k = blocks * info.block_size
         q = rng.integers(0, 256, size=(3, info.row_bytes(k)), dtype=np.uint8)
-        packed = [kquants.PreparedWeight(q, name, (3, k), isa=isa)._packed for isa in sets]
-        for isa, p in zip(sets[1:], packed[1:]):
-            np.testing.assert_array_equal(p, packed[0], err_msg=f"{name} k={k}: {isa} vs {sets[0]}")
+        # Sets with a mat-vec on ggml rows do not prepare rows that packing
+        # would pad (their mat-mat packing of such rows is checked against
+        # the reference by the matmul tests).
+        packed = [(isa, pw._packed) for isa in sets
+                  if (pw := kquants.PreparedWeight(q, name, (3, k), isa=isa))._packed is not None]
+        if blocks % 16 == 0 and info.block_size != 256:
+            assert len(packed) == len(sets)
+        for isa, p in packed[1:]:
+            np.testing.assert_array_equal(p, packed[0][1], err_msg=f"{name} k={k}: {isa} vs {packed[0][0]}")
 
 
 @pytest.mark.parametrize("isa", ISAS)

@@ -52,6 +52,11 @@ struct TypeKernels {
     const packed::WeightLayout* layout = nullptr;
     // Optional faster equivalent of layout->pack_row (same bytes).
     void (*pack_row)(const void* src, int64_t k, void* dst) = nullptr;
+    // Optional mat-vec (nc <= 4) on ggml's rows and vec_dot_type activation
+    // rows, the gemm contract otherwise: the driver uses it instead of the
+    // packed layout when that layout would pad the rows (k not a multiple of
+    // 16 lane blocks) and the weights are not prepared.
+    gemm_fn gemv_rows = nullptr;
 };
 
 // Reads n bytes (a multiple of 256) at p, returns the XOR of their 64-bit

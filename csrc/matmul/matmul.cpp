@@ -62,8 +62,12 @@ void* matmul_scratch(int slot, size_t bytes) { return t_scratch[slot & 3].get(by
 
 size_t prepared_row_bytes(const TypeTraits& t, int64_t k, const KernelSet* ks) {
     const TypeKernels& tk = matmul_kernels(t, ks ? *ks : kernels());
-    row_size(t, k);  // validates k
-    return tk.layout ? packed::packed_row_bytes(*tk.layout, k) : 0;
+    const size_t src = row_size(t, k);  // validates k
+    if (!tk.layout) return 0;
+    const size_t rb = packed::packed_row_bytes(*tk.layout, k);
+    // Rows the layout would pad are multiplied on ggml's rows (gemv_rows)
+    // at n <= 4: they are not prepared, so both paths see the same bytes.
+    return tk.gemv_rows && rb > src ? 0 : rb;
 }
 
 void prepare_weights(const TypeTraits& t, const void* w, int64_t m, int64_t k, void* out, int threads,
@@ -84,11 +88,15 @@ void matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const floa
     const KernelSet& ks = ks_in ? *ks_in : kernels();
     const TypeKernels& tk = matmul_kernels(t, ks);
     if (m < 0 || n < 0 || k <= 0) throw Error("matmul: bad shape");
-    const packed::WeightLayout* L = tk.layout;
+    const size_t src_row = row_size(t, k);
+    // Mat-vec on ggml's rows where packing would pad them (TypeKernels::gemv_rows).
+    const bool rows = n <= kMatVecMaxCols && !w_packed && tk.gemv_rows && tk.layout &&
+                      packed::packed_row_bytes(*tk.layout, k) > src_row;
+    const packed::WeightLayout* L = rows ? nullptr : tk.layout;
+    const gemm_fn gemm = rows ? tk.gemv_rows : tk.gemm;
     if (w_packed && !L)
         throw Error("matmul: prepared " + upper(t.name) + " weights need a kernel set with a packed layout (not '" +
                     ks.isa + "')");
-    const size_t src_row = row_size(t, k);
     const size_t w_row = L ? packed::packed_row_bytes(*L, k) : src_row;
     const TypeTraits& at = type_traits(L ? L->act : t.vec_dot_type);
     const size_t q_row = row_size(at, k);
@@ -120,7 +128,7 @@ void matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const floa
     const uint8_t* wb = static_cast<const uint8_t*>(w);
     const bool pack = L && !w_packed;
     const auto pack_row = pack ? (tk.pack_row ? tk.pack_row : L->pack_row) : nullptr;
-    const int64_t align = std::max(1, tk.gemm_row_align);
+    const int64_t align = rows ? 1 : std::max(1, tk.gemm_row_align);
     int64_t grain;
     if (n <= kMatVecMaxCols) {
         // Mat-vec: every weight byte is used n times; small tasks over rows,
@@ -140,13 +148,13 @@ void matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const floa
     auto run = [&](int64_t r_begin, int64_t r_end) {
         for (int64_t r0 = r_begin; r0 < r_end; r0 += grain) {
             const int64_t r1 = std::min(r_end, r0 + grain);
-            const uint8_t* rows = w_packed ? wb + r0 * w_row : wb + r0 * src_row;
+            const uint8_t* wrows = w_packed ? wb + r0 * w_row : wb + r0 * src_row;
             if (pack) {
                 uint8_t* p = static_cast<uint8_t*>(t_wpack.get(w_row * static_cast<size_t>(r1 - r0)));
                 for (int64_t r = r0; r < r1; ++r) pack_row(wb + r * src_row, k, p + (r - r0) * w_row);
-                rows = p;
+                wrows = p;
             }
-            tk.gemm(k, rows, w_row, r1 - r0, a, a_row, n, y + r0, m);
+            gemm(k, wrows, w_row, r1 - r0, a, a_row, n, y + r0, m);
         }
     };
     parallel_for(m, grain, threads, run);
