@@ -3,6 +3,7 @@
 // GIL for the native loops.
 #include <pybind11/numpy.h>
 
+#include <algorithm>
 #include <string>
 
 #include "bindings/bindings.h"
@@ -38,6 +39,18 @@ void bind_matmul(py::module_& m) {
             return read_bandwidth_gbs(nbytes, threads, reps);
         },
         py::arg("nbytes"), py::arg("threads") = 1, py::arg("reps") = 3);
+
+    // Attention's softmax row of kernel set `isa` (tests): a copy of x, softmax(scale * x).
+    m.def(
+        "softmax_row",
+        [](py::array_t<float, py::array::c_style | py::array::forcecast> x, float scale, bool round_fp16,
+           const std::string& isa) {
+            py::array_t<float> out(x.size());
+            std::copy(x.data(), x.data() + x.size(), out.mutable_data());
+            kernel_set(isa).softmax_row(out.mutable_data(), static_cast<int64_t>(x.size()), scale, round_fp16);
+            return out;
+        },
+        py::arg("x"), py::arg("scale") = 1.0f, py::arg("round_fp16") = false, py::arg("isa") = "");
 
     // Whether kernel set `isa` multiplies `type_id` from a prepared layout.
     m.def(

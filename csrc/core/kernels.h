@@ -57,6 +57,11 @@ struct TypeKernels {
     // packed layout when that layout would pad the rows (k not a multiple of
     // 16 lane blocks) and the weights are not prepared.
     gemm_fn gemv_rows = nullptr;
+    // Optional: the tail groups of padded rows (matmul/packed.h,
+    // pack_weight_tail): y[c * ldy + r] += lane r % 16 of tile r / 16's dot
+    // with column c's tail groups (`groups` per tile and column), r < nr.
+    void (*gemm_tail)(int64_t groups, const void* w, int64_t nr, const void* a, size_t a_stride, int64_t nc,
+                      float* y, int64_t ldy) = nullptr;
 };
 
 // Reads n bytes (a multiple of 256) at p, returns the XOR of their 64-bit
@@ -64,10 +69,17 @@ struct TypeKernels {
 // bandwidth with (matmul/membw.cpp), at the ISA's full load width.
 using stream_read_fn = uint64_t (*)(const void* p, size_t n);
 
+// Attention's softmax of one score row, in place: x = softmax(scale * x)
+// (max subtracted, exp in float, sum in double as ggml's soft_max), then,
+// when round_fp16, each probability rounded to fp16 (an F16 KV cache's
+// numerics, ops.h).
+using softmax_row_fn = void (*)(float* x, int64_t n, float scale, bool round_fp16);
+
 struct KernelSet {
     std::string isa = "generic";
     TypeKernels by_type[kMaxTypeId];
     stream_read_fn stream_read = nullptr;
+    softmax_row_fn softmax_row = nullptr;
     const TypeKernels& operator[](TypeId id) const { return by_type[static_cast<uint32_t>(id)]; }
     TypeKernels& operator[](TypeId id) { return by_type[static_cast<uint32_t>(id)]; }
 };

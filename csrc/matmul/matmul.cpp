@@ -89,27 +89,36 @@ void matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const floa
     const TypeKernels& tk = matmul_kernels(t, ks);
     if (m < 0 || n < 0 || k <= 0) throw Error("matmul: bad shape");
     const size_t src_row = row_size(t, k);
+    const bool padded = tk.layout && packed::packed_row_bytes(*tk.layout, k) > src_row;
     // Mat-vec on ggml's rows where packing would pad them (TypeKernels::gemv_rows).
-    const bool rows = n <= kMatVecMaxCols && !w_packed && tk.gemv_rows && tk.layout &&
-                      packed::packed_row_bytes(*tk.layout, k) > src_row;
+    const bool rows = n <= kMatVecMaxCols && !w_packed && tk.gemv_rows && padded;
     const packed::WeightLayout* L = rows ? nullptr : tk.layout;
     const gemm_fn gemm = rows ? tk.gemv_rows : tk.gemm;
     if (w_packed && !L)
         throw Error("matmul: prepared " + upper(t.name) + " weights need a kernel set with a packed layout (not '" +
                     ks.isa + "')");
-    const size_t w_row = L ? packed::packed_row_bytes(*L, k) : src_row;
+    // Mat-mat on padded rows: the whole groups of each row packed as usual
+    // (k_main elements), the `tail` remaining lane blocks of 16 rows at a
+    // time in tail groups (TypeKernels::gemm_tail).
+    const int64_t lane_blocks = L ? k / L->lb : 0;
+    const int64_t tail = (L && !w_packed && padded && tk.gemm_tail) ? lane_blocks % packed::kGroup : 0;
+    const int64_t k_main = tail ? (lane_blocks - tail) * L->lb : k;
+    const size_t w_row = L ? packed::packed_row_bytes(*L, k_main) : src_row;
     const TypeTraits& at = type_traits(L ? L->act : t.vec_dot_type);
     const size_t q_row = row_size(at, k);
-    const size_t a_row = L ? packed::act_row_bytes(L->lb, k) : q_row;
+    const size_t a_row = L ? packed::act_row_bytes(L->lb, k_main) : q_row;
+    const size_t a_tail = static_cast<size_t>(tail) * packed::act_group_bytes(L ? L->lb : 32);  // per column
     if (m == 0 || n == 0) return;
     threads = resolve_threads(threads);
 
     // 1. Activations -> vec_dot_type (-> packed), once per call. F32 rows
     // are used as they are.
     const uint8_t* a = reinterpret_cast<const uint8_t*>(x);
+    const uint8_t* at_tail = nullptr;
     if (L || at.id != TypeId::F32) {
         const quantize_row_fn q = ks[at.id].quantize;
-        uint8_t* buf = static_cast<uint8_t*>(t_act.get(a_row * static_cast<size_t>(n)));
+        uint8_t* buf = static_cast<uint8_t*>(t_act.get((a_row + a_tail) * static_cast<size_t>(n)));
+        uint8_t* tbuf = buf + a_row * static_cast<size_t>(n);
         parallel_for(n, std::max<int64_t>(1, 16384 / k), threads, [&](int64_t c0, int64_t c1) {
             for (int64_t c = c0; c < c1; ++c) {
                 if (!L) {
@@ -118,28 +127,32 @@ void matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const floa
                 }
                 void* tmp = t_qrow.get(q_row);
                 q(x + c * k, tmp, k, nullptr);
-                packed::pack_act_row(*L, tmp, k, buf + c * a_row);
+                if (k_main) packed::pack_act_row(*L, tmp, k_main, buf + c * a_row);
+                if (tail) packed::pack_act_tail(*L, tmp, k_main, tail, tbuf + c * a_tail);
             }
         });
         a = buf;
+        at_tail = tbuf;
     }
 
     // 2. Weights: chunks of rows per task, packed on the fly unless prepared.
     const uint8_t* wb = static_cast<const uint8_t*>(w);
     const bool pack = L && !w_packed;
     const auto pack_row = pack ? (tk.pack_row ? tk.pack_row : L->pack_row) : nullptr;
-    const int64_t align = rows ? 1 : std::max(1, tk.gemm_row_align);
+    // Tail groups hold 16 rows: chunks start on multiples of 16 then.
+    const int64_t align = rows ? 1 : std::max<int64_t>(tail ? packed::kGroup : 1, tk.gemm_row_align);
+    const size_t chunk_row = w_row + (tail ? static_cast<size_t>(tail) * L->group_bytes / packed::kGroup : 0);
     int64_t grain;
     if (n <= kMatVecMaxCols) {
         // Mat-vec: every weight byte is used n times; small tasks over rows,
         // and no more threads than the bytes keep busy.
-        grain = align_up(std::max<int64_t>(1, static_cast<int64_t>(kMatVecTaskBytes / w_row)), align);
-        const size_t bytes = static_cast<size_t>(m) * w_row;
+        grain = align_up(std::max<int64_t>(1, static_cast<int64_t>(kMatVecTaskBytes / chunk_row)), align);
+        const size_t bytes = static_cast<size_t>(m) * chunk_row;
         threads = static_cast<int>(std::min<size_t>(threads, std::max<size_t>(1, bytes / kMatVecBytesPerThread)));
     } else {
         // Mat-mat: L2-sized row chunks (or the kernel's minimum), at least 4
         // per thread for balance.
-        grain = std::max<int64_t>({1, static_cast<int64_t>(kWeightBlockBytes / w_row), tk.gemm_min_rows});
+        grain = std::max<int64_t>({1, static_cast<int64_t>(kWeightBlockBytes / chunk_row), tk.gemm_min_rows});
         grain = align_up(std::min(grain, (m + 4 * threads - 1) / (4 * threads)), align);
     }
     // A task packs and multiplies `grain` rows at a time even when it was
@@ -147,14 +160,29 @@ void matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const floa
     // L2 between the two steps.
     auto run = [&](int64_t r_begin, int64_t r_end) {
         for (int64_t r0 = r_begin; r0 < r_end; r0 += grain) {
-            const int64_t r1 = std::min(r_end, r0 + grain);
+            const int64_t r1 = std::min(r_end, r0 + grain), nr = r1 - r0;
             const uint8_t* wrows = w_packed ? wb + r0 * w_row : wb + r0 * src_row;
             if (pack) {
-                uint8_t* p = static_cast<uint8_t*>(t_wpack.get(w_row * static_cast<size_t>(r1 - r0)));
-                for (int64_t r = r0; r < r1; ++r) pack_row(wb + r * src_row, k, p + (r - r0) * w_row);
+                const int64_t tiles = (nr + packed::kGroup - 1) / packed::kGroup;
+                const size_t main_bytes = w_row * static_cast<size_t>(nr);
+                uint8_t* p = static_cast<uint8_t*>(
+                    t_wpack.get(main_bytes + static_cast<size_t>(tiles * tail) * L->group_bytes));
+                if (k_main)
+                    for (int64_t r = r0; r < r1; ++r) pack_row(wb + r * src_row, k_main, p + (r - r0) * w_row);
+                if (tail)
+                    packed::pack_weight_tail(*L, pack_row, wb + r0 * src_row, src_row, nr, k_main, tail,
+                                             p + main_bytes);
                 wrows = p;
+                if (tail) {
+                    if (k_main)
+                        gemm(k_main, wrows, w_row, nr, a, a_row, n, y + r0, m);
+                    else
+                        for (int64_t c = 0; c < n; ++c) std::fill(y + c * m + r0, y + c * m + r1, 0.0f);
+                    tk.gemm_tail(tail, p + main_bytes, nr, at_tail, a_tail, n, y + r0, m);
+                    continue;
+                }
             }
-            gemm(k, wrows, w_row, r1 - r0, a, a_row, n, y + r0, m);
+            gemm(k, wrows, w_row, nr, a, a_row, n, y + r0, m);
         }
     };
     parallel_for(m, grain, threads, run);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/blocks.h"
+#include "core/error.h"
 #include "core/fp16.h"
 
 namespace kq::packed {
@@ -302,6 +303,37 @@ void pack_act_row(const WeightLayout& L, const void* q_row, int64_t k, void* dst
             std::memcpy(g + act_sum_offset(lb) + 4 * j, &a.sum, 4);
         }
     });
+}
+
+void pack_weight_tail(const WeightLayout& L, void (*pack_row)(const void*, int64_t, void*), const void* rows,
+                      size_t row_stride, int64_t nr, int64_t k_main, int64_t tail, void* dst) {
+    const size_t bb = type_traits(L.type).type_size;  // bytes of one ggml block (= one lane block)
+    const int64_t b_main = k_main / L.lb;
+    uint8_t virt[kGroup * sizeof(block_q8_1)];  // 16 blocks; the largest legacy block is 36 bytes
+    if (bb * kGroup > sizeof(virt)) throw Error("pack_weight_tail: not a legacy block format");
+    const uint8_t* src = static_cast<const uint8_t*>(rows);
+    uint8_t* out = static_cast<uint8_t*>(dst);
+    for (int64_t r0 = 0; r0 < nr; r0 += kGroup) {
+        const int64_t n = nr - r0 < kGroup ? nr - r0 : kGroup;
+        for (int64_t b = 0; b < tail; ++b) {
+            std::memset(virt, 0, sizeof(virt));
+            for (int64_t j = 0; j < n; ++j)
+                std::memcpy(virt + j * bb, src + (r0 + j) * row_stride + (b_main + b) * bb, bb);
+            pack_row(virt, static_cast<int64_t>(kGroup) * L.lb, out);
+            out += L.group_bytes;
+        }
+    }
+}
+
+void pack_act_tail(const WeightLayout& L, const void* q_row, int64_t k_main, int64_t tail, void* dst) {
+    const size_t bb = type_traits(L.act).type_size;
+    uint8_t virt[kGroup * sizeof(block_q8_1)];
+    if (bb * kGroup > sizeof(virt)) throw Error("pack_act_tail: not a Q8_0/Q8_1 activation row");
+    const uint8_t* src = static_cast<const uint8_t*>(q_row) + (k_main / L.lb) * bb;
+    for (int64_t b = 0; b < tail; ++b) {
+        for (int j = 0; j < kGroup; ++j) std::memcpy(virt + j * bb, src + b * bb, bb);
+        pack_act_row(L, virt, static_cast<int64_t>(kGroup) * L.lb, static_cast<uint8_t*>(dst) + b * act_group_bytes(L.lb));
+    }
 }
 
 }  // namespace kq::packed

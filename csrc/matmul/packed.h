@@ -96,4 +96,20 @@ constexpr size_t act_sum_offset(int lb) { return act_da_offset(lb) + 2 * kVec; }
 inline size_t act_row_bytes(int lb, int64_t k) { return static_cast<size_t>(groups(k, lb)) * act_group_bytes(lb); }
 void pack_act_row(const WeightLayout& L, const void* q_row, int64_t k, void* dst);
 
+// ---- tail groups (legacy formats: one ggml block per lane) -------------------
+// A row whose lane blocks are not a multiple of 16 would pad its last group.
+// For mat-mat the driver packs the whole groups as usual and the `tail`
+// remaining blocks (from block k_main / lb on) in tail groups with rows in
+// the lanes: tail group (tile, b) holds block k_main / lb + b of rows
+// 16 * tile + j in lane j (zero blocks past the last row), and the
+// activation's tail group b holds that column's block k_main / lb + b in
+// all 16 lanes. Both are the ordinary group layouts of a 16-block row (so
+// the ordinary packers build them); a kernel then accumulates lane j into
+// output row j instead of summing the lanes (TypeKernels::gemm_tail).
+//   weights: tiles = ceil(nr / 16) x tail groups of group_bytes, tile-major
+//   activations: tail groups of act_group_bytes(lb), per column
+void pack_weight_tail(const WeightLayout& L, void (*pack_row)(const void*, int64_t, void*), const void* rows,
+                      size_t row_stride, int64_t nr, int64_t k_main, int64_t tail, void* dst);
+void pack_act_tail(const WeightLayout& L, const void* q_row, int64_t k_main, int64_t tail, void* dst);
+
 }  // namespace kq::packed

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/fp16.h"
+#include "core/kernels.h"
 #include "core/traits.h"
 #include "matmul/matmul.h"
 #include "core/threadpool.h"
@@ -90,6 +91,13 @@ void softmax(float* x, int64_t n) {
     for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
+void softmax_row_ref(float* x, int64_t n, float scale, bool round_fp16) {
+    for (int64_t j = 0; j < n; ++j) x[j] *= scale;
+    softmax(x, n);
+    if (round_fp16)
+        for (int64_t j = 0; j < n; ++j) x[j] = fp16_round(x[j]);
+}
+
 namespace {
 
 // Below this many query rows the per-(row, head) loop is used: for decoding
@@ -103,6 +111,7 @@ void attention_rows(const float* q, const float* k, const float* v, int64_t kv_s
                     int64_t n_past, int n_head, int n_kv, int hd, bool round_probs, int threads) {
     const int group = n_head / n_kv;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const softmax_row_fn smax = kernels().softmax_row;
     const int64_t q_stride = static_cast<int64_t>(n_head) * hd;
     // Too little work to pay for waking the pool (decoding with a short
     // cache): run on the calling thread.
@@ -119,10 +128,8 @@ void attention_rows(const float* q, const float* k, const float* v, int64_t kv_s
             const float* qi = q + i * q_stride + static_cast<int64_t>(h) * hd;
             const int64_t n_keys = n_past + i + 1;  // causal: keys 0 .. own position
             for (int64_t j = 0; j < n_keys; ++j)
-                sc[static_cast<size_t>(j)] = dot_f32(qi, k + j * kv_stride + static_cast<int64_t>(kvh) * hd, hd) * scale;
-            softmax(sc.data(), n_keys);
-            if (round_probs)
-                for (int64_t j = 0; j < n_keys; ++j) sc[static_cast<size_t>(j)] = fp16_round(sc[static_cast<size_t>(j)]);
+                sc[static_cast<size_t>(j)] = dot_f32(qi, k + j * kv_stride + static_cast<int64_t>(kvh) * hd, hd);
+            smax(sc.data(), n_keys, scale, round_probs);
             float* o = out + i * q_stride + static_cast<int64_t>(h) * hd;
             std::fill(o, o + hd, 0.0f);
             for (int64_t j = 0; j < n_keys; ++j)
@@ -137,6 +144,7 @@ void attention_rows(const float* q, const float* k, const float* v, int64_t kv_s
 void attention_matmul(const float* q, const float* k, const float* v, int64_t kv_stride, float* out, int64_t n,
                       int64_t n_past, int n_head, int n_kv, int hd, bool round_probs, int threads) {
     const TypeTraits& f32 = type_traits(TypeId::F32);
+    const softmax_row_fn smax = kernels().softmax_row;
     const int group = n_head / n_kv;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const int64_t q_stride = static_cast<int64_t>(n_head) * hd;
@@ -163,10 +171,7 @@ void attention_matmul(const float* q, const float* k, const float* v, int64_t kv
                 for (int64_t i = r0; i < r1; ++i) {
                     float* row = s.data() + i * n_keys;
                     const int64_t valid = n_past + i + 1;  // causal mask
-                    for (int64_t j = 0; j < valid; ++j) row[j] *= scale;
-                    softmax(row, valid);
-                    if (round_probs)
-                        for (int64_t j = 0; j < valid; ++j) row[j] = fp16_round(row[j]);
+                    smax(row, valid, scale, round_probs);
                     std::fill(row + valid, row + n_keys, 0.0f);
                 }
             });

@@ -35,8 +35,11 @@ struct RopeParams {
 };
 void rope(float* x, const int32_t* pos, int64_t rows, int n_heads, int head_dim, const RopeParams& p);
 
-// In-place softmax of n floats (max-subtracted, float exp, float sum).
+// In-place softmax of n floats (max-subtracted, float exp, double sum).
 void softmax(float* x, int64_t n);
+// The scalar reference of KernelSet::softmax_row (core/kernels.h):
+// softmax(scale * x), then optionally each value rounded to fp16.
+void softmax_row_ref(float* x, int64_t n, float scale, bool round_fp16);
 
 // Causal grouped-query attention for one layer.
 //   q:   [n, n_head * hd]          queries of the new tokens (positions n_past .. n_past+n-1)

@@ -10,5 +10,7 @@ void register_matmul(KernelSet& ks);
 // Per type family, called by register_matmul (matmul_*.cpp).
 void register_matmul_float(KernelSet& ks);
 void register_matmul_quant(KernelSet& ks);
+// Attention's softmax row (softmax.cpp).
+void register_softmax(KernelSet& ks);
 
 }  // namespace kq::isa_avx512

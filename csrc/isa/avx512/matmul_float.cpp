@@ -49,6 +49,7 @@ void register_matmul(KernelSet& ks) {
     ks.stream_read = stream_read;
     register_matmul_float(ks);
     register_matmul_quant(ks);
+    register_softmax(ks);
 }
 
 }  // namespace kq::isa_avx512

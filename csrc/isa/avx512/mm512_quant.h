@@ -257,6 +257,52 @@ struct QTile {
     }
 };
 
+// ---- tail groups: rows in the lanes (matmul/packed.h, pack_weight_tail) ------------
+// The same per-group arithmetic as QTile::run with R = 1, but lane j is row
+// j's partial sum: added to y[c * ldy + j] (j < nr) instead of summed.
+template <class D, class Dot, int C>
+void tail_tile(int64_t ng, const uint8_t* w, const uint8_t* a, size_t as, int nr, float* y, int64_t ldy) {
+    using Tile = QTile<D, Dot>;
+    __m512 acc[C];
+    for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+    for (int64_t gi = 0; gi < ng; ++gi) {
+        const uint8_t* const wg[1] = {w + gi * D::kBytes};
+        const uint8_t* ag[C];
+        for (int c = 0; c < C; ++c) ag[c] = a + c * as + gi * Tile::kAG;
+        __m512i S[1][C];
+        for (int c = 0; c < C; ++c) {
+            S[0][c] = _mm512_setzero_si512();
+            if constexpr (Tile::kShift >= 0)
+                S[0][c] = _mm512_sub_epi32(S[0][c], _mm512_slli_epi32(load512(ag[c] + Tile::kSUM), Tile::kShift));
+        }
+        Tile::template step<0, 1, C>(S, wg, ag);
+        __m512 dw, mw = _mm512_setzero_ps();
+        D::scales(wg[0], dw, mw);
+        for (int c = 0; c < C; ++c) {
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S[0][c]), _mm512_mul_ps(dw, loadf512(ag[c] + Tile::kDA)), acc[c]);
+            if constexpr (D::kMinTerm) acc[c] = _mm512_fmadd_ps(mw, loadf512(ag[c] + Tile::kSA), acc[c]);
+        }
+    }
+    const __mmask16 m = static_cast<__mmask16>((1u << nr) - 1u);
+    for (int c = 0; c < C; ++c) {
+        float* yc = y + c * ldy;
+        _mm512_mask_storeu_ps(yc, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, yc), acc[c]));
+    }
+}
+
+template <class D, class Dot>
+void gemm_tail(int64_t ng, const void* w, int64_t nr, const void* a, size_t as, int64_t nc, float* y, int64_t ldy) {
+    const uint8_t* wb = static_cast<const uint8_t*>(w);
+    const uint8_t* ab = static_cast<const uint8_t*>(a);
+    for (int64_t r0 = 0; r0 < nr; r0 += 16) {
+        const int rows = static_cast<int>(min64(16, nr - r0));
+        const uint8_t* wt = wb + (r0 / 16) * ng * static_cast<int64_t>(D::kBytes);
+        int64_t c = 0;
+        for (; c + 4 <= nc; c += 4) tail_tile<D, Dot, 4>(ng, wt, ab + c * as, as, rows, y + c * ldy + r0, ldy);
+        for (; c < nc; ++c) tail_tile<D, Dot, 1>(ng, wt, ab + c * as, as, rows, y + c * ldy + r0, ldy);
+    }
+}
+
 // ---- gemm: column blocks x row tiles x column tiles ---------------------------------
 constexpr int kQR = 4;  // tile rows
 constexpr int kQC = 3;  // tile columns: 2 * 4 * 3 accumulators + operands fit 32 zmm
@@ -344,6 +390,11 @@ void register_quant_kernels(KernelSet& ks) {
         {TypeId::Q6_K, QGemm<DecQ6_K, Dot>::gemm, pack_q6_K_simd,
          vec_dot_q<DecQ6_K, Dot, TypeId::Q6_K, pack_q6_K_simd>},
     };
+    ks[TypeId::Q4_0].gemm_tail = gemm_tail<DecLegacy<false, false>, Dot>;
+    ks[TypeId::Q4_1].gemm_tail = gemm_tail<DecLegacy<true, false>, Dot>;
+    ks[TypeId::Q5_0].gemm_tail = gemm_tail<DecLegacy<false, true>, Dot>;
+    ks[TypeId::Q5_1].gemm_tail = gemm_tail<DecLegacy<true, true>, Dot>;
+    ks[TypeId::Q8_0].gemm_tail = gemm_tail<DecQ8_0, Dot>;
     for (const Entry& e : entries) {
         TypeKernels& k = ks[e.id];
         k.gemm = e.gemm;

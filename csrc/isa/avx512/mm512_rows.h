@@ -19,7 +19,7 @@
 // Included by the avx512 and avx512vnni folders (each with its own flags);
 // everything is in an unnamed namespace (see mm512_float.h for why).
 #pragma once
-#include <immintrin.h>
+#include "isa/avx512/mm512_common.h"  // <immintrin.h>, see there
 
 #include <cstddef>
 #include <cstdint>
