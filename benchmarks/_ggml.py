@@ -69,9 +69,11 @@ class GGMLMatmul:
         """A callable run(threads) computing y = x @ W.T in ggml; .y() reads y."""
         n = x.shape[0]
         w = np.ascontiguousarray(w).reshape(-1)
-        # Context: tensors + graph + the work buffer (x as vec_dot_type, at
-        # most 4 bytes per element) + slack for object headers.
-        mem = w.nbytes + 4 * n * k + 4 * n * k + 4 * m * n + (16 << 20)
+        # Context: tensors (W, x, y) + the graph + the work buffer that
+        # ggml_graph_compute_with_ctx takes from it (x converted to the
+        # vec_dot_type, plus per-thread scratch), with a wide margin: an
+        # allocation failure inside ggml aborts the process.
+        mem = 2 * w.nbytes + 16 * n * k + 8 * m * n + (64 << 20)
         ctx = self.base.ggml_init(_InitParams(mem, None, False))
         if not ctx:
             raise MemoryError("ggml_init failed")
