@@ -61,23 +61,9 @@ def bench_llama(path, threads, prompt, reps, n_gen):
 
 
 def bench_kq(path, threads, prompt, reps, n_gen):
-    import kquants
-    m = kquants.Model(path, threads=threads, n_ctx=1024)
-    pp = []
-    for _ in range(reps):
-        m.reset()
-        t0 = time.perf_counter()
-        m.eval(prompt)
-        pp.append(time.perf_counter() - t0)
-    tg = []
-    for _ in range(max(1, reps - 1)):
-        m.reset()
-        tok = int(np.argmax(m.eval(prompt[:16])))
-        t0 = time.perf_counter()
-        for _ in range(n_gen):
-            tok = int(np.argmax(m.eval([tok])))
-        tg.append(time.perf_counter() - t0)
-    return len(prompt) / min(pp), n_gen / min(tg)
+    from kquants.sweep import speed
+    pp_ms, tg_ms = speed(path, threads, prompt, n_gen, reps)
+    return 1e3 / pp_ms, 1e3 / tg_ms
 
 
 def main():

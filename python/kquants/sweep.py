@@ -111,8 +111,10 @@ def model_bits(path) -> tuple[int, float]:
     return n, 8.0 * nbytes / n
 
 
-def _speed(path, threads: int, prompt: np.ndarray, n_gen: int, reps: int) -> tuple[float, float]:
-    """(ms per prompt token, ms per generated token), best of ``reps``."""
+def speed(path, threads: int, prompt, n_gen: int, reps: int) -> tuple[float, float]:
+    """(ms per prompt token, ms per generated token) of a GGUF at ``threads``:
+    the best of ``reps`` timings of ``prompt`` in one batch from an empty
+    cache, and of ``n_gen`` greedy decode steps after its first 16 tokens."""
     from .model import Model
     m = Model(path, threads=threads, n_ctx=max(len(prompt), _TG_PREFIX + n_gen))
     pp = []
@@ -232,7 +234,7 @@ def sweep(model: Union[str, os.PathLike], types: Sequence[str] = DEFAULT_TYPES, 
     speeds = {}
     for t in types:
         steps.set_postfix_str(f"speed {t}")
-        speeds[t] = {th: _speed(paths[t], th, prompt, tg_tokens, reps) for th in thread_list}
+        speeds[t] = {th: speed(paths[t], th, prompt, tg_tokens, reps) for th in thread_list}
         steps.update()
     steps.close()
 
