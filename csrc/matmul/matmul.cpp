@@ -162,9 +162,9 @@ void matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const floa
         for (int64_t r0 = r_begin; r0 < r_end; r0 += grain) {
             const int64_t r1 = std::min(r_end, r0 + grain), nr = r1 - r0;
             const uint8_t* wrows = w_packed ? wb + r0 * w_row : wb + r0 * src_row;
+            const size_t main_bytes = w_row * static_cast<size_t>(nr);
             if (pack) {
                 const int64_t tiles = (nr + packed::kGroup - 1) / packed::kGroup;
-                const size_t main_bytes = w_row * static_cast<size_t>(nr);
                 uint8_t* p = static_cast<uint8_t*>(
                     t_wpack.get(main_bytes + static_cast<size_t>(tiles * tail) * L->group_bytes));
                 if (k_main)
@@ -173,16 +173,12 @@ void matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const floa
                     packed::pack_weight_tail(*L, pack_row, wb + r0 * src_row, src_row, nr, k_main, tail,
                                              p + main_bytes);
                 wrows = p;
-                if (tail) {
-                    if (k_main)
-                        gemm(k_main, wrows, w_row, nr, a, a_row, n, y + r0, m);
-                    else
-                        for (int64_t c = 0; c < n; ++c) std::fill(y + c * m + r0, y + c * m + r1, 0.0f);
-                    tk.gemm_tail(tail, p + main_bytes, nr, at_tail, a_tail, n, y + r0, m);
-                    continue;
-                }
             }
-            gemm(k, wrows, w_row, nr, a, a_row, n, y + r0, m);
+            if (k_main)
+                gemm(k_main, wrows, w_row, nr, a, a_row, n, y + r0, m);
+            else  // all of k in the tail, which adds to y
+                for (int64_t c = 0; c < n; ++c) std::fill(y + c * m + r0, y + c * m + r1, 0.0f);
+            if (tail) tk.gemm_tail(tail, wrows + main_bytes, nr, at_tail, a_tail, n, y + r0, m);
         }
     };
     parallel_for(m, grain, threads, run);
