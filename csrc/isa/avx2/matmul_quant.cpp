@@ -146,7 +146,8 @@ struct QTile {
     }
 
     template <int T, int R, int C>
-    static void step(__m256i (&S)[R][C], const uint8_t* const (&wg)[R], const uint8_t* const (&ag)[C], int h) {
+    [[gnu::always_inline]] static inline void step(__m256i (&S)[R][C], const uint8_t* const (&wg)[R],
+                                                   const uint8_t* const (&ag)[C], int h) {
         __m256i av[C];
 #pragma GCC unroll 8
         for (int c = 0; c < C; ++c) av[c] = load256(ag[c] + 64 * T + 32 * h);

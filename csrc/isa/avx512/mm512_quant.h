@@ -195,8 +195,12 @@ struct QTile {
         }
     }
 
+    // Always inlined: GCC otherwise keeps the deeper decoders' unrolled
+    // step out of line, with the R x C accumulators passed through memory
+    // (measured: Q4_K mat-mat at n=512 went from 118 to 248 GFLOPS).
     template <int T, int R, int C>
-    static void step(__m512i (&S)[R][C], const uint8_t* const (&wg)[R], const uint8_t* const (&ag)[C]) {
+    [[gnu::always_inline]] static inline void step(__m512i (&S)[R][C], const uint8_t* const (&wg)[R],
+                                                   const uint8_t* const (&ag)[C]) {
         __m512i av[C];
 #pragma GCC unroll 8
         for (int c = 0; c < C; ++c) av[c] = load512(ag[c] + 64 * T);

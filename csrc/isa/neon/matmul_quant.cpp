@@ -157,7 +157,8 @@ struct QTile {
                             kSUM = packed::act_sum_offset(D::LB);
 
     template <int T, int R, int C>
-    static void step(int32x4_t (&S)[R][C], const uint8_t* const (&wg)[R], const uint8_t* const (&ag)[C], int q) {
+    [[gnu::always_inline]] static inline void step(int32x4_t (&S)[R][C], const uint8_t* const (&wg)[R],
+                                                   const uint8_t* const (&ag)[C], int q) {
         int8x16_t av[C];
 #pragma GCC unroll 8
         for (int c = 0; c < C; ++c) av[c] = vreinterpretq_s8_u8(ld(ag[c] + 64 * T + 16 * q));
