@@ -157,6 +157,11 @@ struct Pack {
         for (int k = 0; k < K; ++k) r.v[k] = V::fmax(a.v[k], b.v[k]);
         return r;
     }
+    static F round_even(const F& a) {
+        F r;
+        for (int k = 0; k < K; ++k) r.v[k] = V::round_even(a.v[k]);
+        return r;
+    }
     static bool any(const M& m) {
         bool r = false;
         for (int k = 0; k < K; ++k) r = r || V::any(m.v[k]);

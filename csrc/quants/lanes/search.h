@@ -31,15 +31,14 @@ inline typename V::I qkx_level(typename V::F v, int nmax) {
     return V::select(v > V::fset(0.f), nearest_int<V>(V::select(v < fnmax, v, fnmax)), V::iset(0));
 }
 
-// The same level as a float by rounding in float: (v + 1.5*2^23) - 1.5*2^23
-// is round-to-nearest-even(v) for |v| < 2^22 and keeps v's order beyond, and
-// fmax/fmin (maxps/minps: the second operand when the first is NaN) clamp to
+// The same level as a float by rounding in float: round-to-nearest-even(v)
+// (ggml's (v + 1.5*2^23) - 1.5*2^23 for |v| < 2^22; beyond, both keep v's
+// order and the clamp decides), and fmax/fmin (maxps/minps: the second operand when the first is NaN) clamp to
 // [0, nmax]. That equals the qkx3 level for every v (NaN and +-inf give 0
 // and nmax, as there), and the qkx2 level whenever |v| < 2^22.
 template <class V>
 inline typename V::F qkx_level_f(typename V::F v, int nmax) {
-    const typename V::F magic = V::fset(12582912.f);
-    return V::fmin(V::fmax((v + magic) - magic, V::fset(0.f)), V::fset(static_cast<float>(nmax)));
+    return V::fmin(V::fmax(V::round_even(v), V::fset(0.f)), V::fset(static_cast<float>(nmax)));
 }
 
 // make_qkx2_quants / make_qkx3_quants (ggml): levels 0..nmax with a free
@@ -175,16 +174,19 @@ inline bool all_finite(const typename V::F* x) {
 }
 
 // nearest_int(p) clamped to [lo, hi], as a float. kFinite: the caller
-// guarantees |p| < 2^22, where adding and subtracting 1.5 * 2^23 rounds to
-// nearest even exactly as ggml's bit trick does, and the clamp commutes with
+// guarantees |p| < 2^22, where rounding to nearest even in float gives
+// ggml's bit-trick result, and the clamp commutes with
 // the rounding (integer bounds); otherwise the bit trick itself.
 // With kFinite the caller may also promise which bounds cannot bite:
 // kClamp 2 applies both, 1 only the upper (p < lo - 0.5 impossible), 0 none.
 template <class V, bool kFinite, int kClamp = 2>
 inline typename V::F level(typename V::F p, int lo, int hi) {
     if (kFinite) {
-        const typename V::F magic = V::fset(12582912.f);
-        typename V::F r = (p + magic) - magic;
+        // One rounding instruction, equal to ggml's (p + 1.5 * 2^23) - 1.5 * 2^23
+        // for |p| < 2^22 up to the sign of a zero result (-0 for p in
+        // (-0.5, 0)), which no caller can see: a -0 level adds -0 to a sum
+        // that starts at +0, and converts to the integer 0.
+        typename V::F r = V::round_even(p);
         if (kClamp >= 2) r = V::fmax(r, V::fset(static_cast<float>(lo)));
         if (kClamp >= 1) r = V::fmin(r, V::fset(static_cast<float>(hi)));
         return r;
