@@ -24,7 +24,9 @@ void register_quantizers(KernelSet& ks) {
     ks[TypeId::Q3_K].quantize = quantize_q3_K<V>;
     ks[TypeId::Q4_K].quantize = quantize_split<V, Q4K, 4>;
     ks[TypeId::Q5_K].quantize = quantize_split<V, Q5K, 4>;
-    ks[TypeId::Q6_K].quantize = quantize_split<V, Q6K, 4>;
+    // Q6_K: two vectors side by side measured faster than four (1220 vs
+    // 1160 MB/s at 1 thread on Zen 4): its search keeps more live values.
+    ks[TypeId::Q6_K].quantize = quantize_split<V, Q6K, 2>;
     // Types that ignore importance weights.
     ks[TypeId::Q8_0].quantize = fast_only<quantize_q8_0<V>>;
     ks[TypeId::Q8_1].quantize = fast_only<quantize_q8_1<V>>;
