@@ -54,6 +54,7 @@ struct V256 {
     static F load(const float* p) { return {_mm256_loadu_ps(p)}; }
     static void store(float* p, F a) { _mm256_storeu_ps(p, a.v); }
     static I load_i32(const int32_t* p) { return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))}; }
+    static I load_u8(const uint8_t* p) { return {_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))}; }
     static void store_i32(int32_t* p, I a) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), a.v); }
     // out[c] lane r = src[r * stride + c] for r, c < 8: an 8 x 8 transpose in
     // registers (unpack 32-bit, shuffle 64-bit, swap 128-bit halves).

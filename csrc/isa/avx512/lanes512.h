@@ -57,6 +57,7 @@ struct V512 {
     static F load(const float* p) { return {_mm512_loadu_ps(p)}; }
     static void store(float* p, F a) { _mm512_storeu_ps(p, a.v); }
     static I load_i32(const int32_t* p) { return {_mm512_loadu_si512(p)}; }
+    static I load_u8(const uint8_t* p) { return {_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))}; }
     static void store_i32(int32_t* p, I a) { _mm512_storeu_si512(p, a.v); }
     // out[c] lane r = src[r * stride + c] for r, c < 16: a 16 x 16 transpose in
     // registers (unpack 32-bit, unpack 64-bit, then two 128-bit shuffles).

@@ -112,6 +112,16 @@ inline void final_levels(const float* x, float d, float dm, int lo, int hi, int 
     }
 }
 
+// The 16 sub-block scales of a super-block in float, as ggml forms them one
+// at a time (`d_all * code`, float times a small integer): out[j] =
+// d_all * float(code(q[j])), code mapping the stored byte to its integer.
+// One vector product instead of 16 scalar conversions, and the bytes are
+// read back as they were stored (no byte loads of a just-written vector).
+template <class V, class Code>
+inline void sub_scales16(const uint8_t* q, float d_all, Code code, float* out) {
+    for (int k = 0; k < 16; k += V::N) V::store(out + k, V::fset(d_all) * V::to_float(code(V::load_u8(q + k))));
+}
+
 // Quantizes n/256 super-blocks; per chunk C of super-blocks:
 // search_all(x, super-blocks in this chunk, chunk), then
 // finish(x, chunk, chunk sub-block offset, block) for each super-block.

@@ -204,12 +204,12 @@ void quantize_q2_K(const float* x, void* vy, int64_t n, const float* qw) {
             y.dmin = V::half(max_min > 0 ? max_min / q4scale : 0.f);
         }
         const float d_all = V::from_half(y.d), m_all = V::from_half(y.dmin);
+        alignas(64) float dj[16], mj[16];
+        sub_scales16<V>(y.scales, d_all, [](I v) { return v & V::iset(0xF); }, dj);
+        sub_scales16<V>(y.scales, m_all, [](I v) { return v >> 4; }, mj);
         alignas(64) int32_t L[QK_K];
-        for (int j = 0; j < 16; ++j) {
-            const float d = d_all * (y.scales[j] & 0xF);
-            const float dm = d != 0.f ? m_all * (y.scales[j] >> 4) : 0.f;
-            final_levels<V, 16, true>(xb + 16 * j, d, dm, 0, 3, 0, c, s0 + j, L + 16 * j);
-        }
+        for (int j = 0; j < 16; ++j)
+            final_levels<V, 16, true>(xb + 16 * j, dj[j], dj[j] != 0.f ? mj[j] : 0.f, 0, 3, 0, c, s0 + j, L + 16 * j);
         pack_2bit<V>(L, y.qs);
     };
     quantize_k<VS, 16, 16, block_q2_K>(x, qw, 1.f, vy, n, search, finish);
@@ -284,9 +284,11 @@ void quantize_q3_K(const float* x, void* vy, int64_t n, const float* qw) {
             y.scales[8 + j] = static_cast<uint8_t>((q[j] >> 4) | ((q[j + 4] >> 4) << 2) | ((q[j + 8] >> 4) << 4) |
                                                    ((q[j + 12] >> 4) << 6));
         const float d_all = V::from_half(y.d);
+        alignas(64) float dj[16];
+        sub_scales16<V>(q, d_all, [](I v) { return (v & V::iset(63)) - V::iset(32); }, dj);
         alignas(64) int32_t L[QK_K];
         for (int j = 0; j < 16; ++j)
-            final_levels<V, 16, false>(xb + 16 * j, d_all * ((q[j] & 63) - 32), 0.f, -4, 3, 4, c, s0 + j, L + 16 * j);
+            final_levels<V, 16, false>(xb + 16 * j, dj[j], 0.f, -4, 3, 4, c, s0 + j, L + 16 * j);
         // hmask[l] bit b = bit 2 of the level of element 32*b + l; qs keeps bits 0-1.
         for (int l = 0; l < 32; l += V::N) {
             I hm = V::iset(0);
@@ -327,9 +329,11 @@ void quantize_q6_K(const float* x, void* vy, int64_t n, const float* qw) {
             V::store_u8(reinterpret_cast<uint8_t*>(y.scales) + k * V::N,
                         V::min(V::iset(127), nearest_int<V>(V::fset(iscale) * sc[k])));
         const float d_all = V::from_half(y.d);
+        alignas(64) float dj[16];
+        sub_scales16<V>(reinterpret_cast<const uint8_t*>(y.scales), d_all, [](I v) { return sext8<V>(v); }, dj);
         alignas(64) int32_t L[QK_K];
         for (int j = 0; j < 16; ++j)
-            final_levels<V, 16, false>(xb + 16 * j, d_all * y.scales[j], 0.f, -32, 31, 32, c, s0 + j, L + 16 * j);
+            final_levels<V, 16, false>(xb + 16 * j, dj[j], 0.f, -32, 31, 32, c, s0 + j, L + 16 * j);
         // Per 128 elements: ql[l] = low nibbles of l | l+64, ql[l+32] = of l+32 | l+96;
         // qh[l] = high 2 bits of l, l+32, l+64, l+96 in bit pairs 0..3.
         const I lo4 = V::iset(0x0f);
