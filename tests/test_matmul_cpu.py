@@ -2,6 +2,9 @@
 AVX-512 run without an illegal instruction and agree with the reference.
 
 * KQUANTS_ISA=avx2 in a subprocess: the override selects the AVX2 set.
+* KQUANTS_DPBF16=0 and =1: BF16 mat-mat on the f32 kernel and on the
+  vdpbf16ps one (the latter chosen by default only where it is fast: AMD),
+  both against the reference, awkward shapes included.
 * qemu-x86_64 -cpu Haswell (AVX2, no AVX-512) runs the Python interpreter with
   the extension under emulation: cpuid reports no AVX-512, so the dispatcher
   must pick avx2 by itself, and any AVX-512 instruction reached from shared
@@ -63,6 +66,31 @@ def test_kquants_isa_avx2_override():
                        env=_env(KQUANTS_ISA="avx2"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ISA avx2 " in r.stdout, r.stdout
+
+
+BF16_SCRIPT = r"""
+import numpy as np, kquants
+rng = np.random.default_rng(1)
+for m, k, n in ((37, 33, 5), (64, 256, 13), (100, 257, 12), (33, 600, 25), (70, 1000, 40)):
+    w = rng.standard_normal((m, k)).astype(np.float32)
+    q = kquants.quantize_array(w, "BF16")
+    x = rng.standard_normal((n, k)).astype(np.float32)
+    ref = kquants.matmul(q, "BF16", w.shape, x, isa="generic").astype(np.float64)
+    scale = np.abs(x) @ np.abs(kquants.dequantize_array(q, "BF16", w.shape)).T + 1e-30
+    for y in (kquants.matmul(q, "BF16", w.shape, x, threads=1), kquants.PreparedWeight(q, "BF16", w.shape).matmul(x)):
+        err = float((np.abs(y - ref) / scale).max())
+        assert err <= 1e-5, (m, k, n, err)
+print("FEATURES", kquants.system_info()["cpu_features"])
+"""
+
+
+@pytest.mark.skipif("avx512vnni" not in _supported(), reason="CPU without AVX512_BF16")
+@pytest.mark.parametrize("dp", ["0", "1"])
+def test_bf16_matmat_both_kernels(dp):
+    r = subprocess.run([sys.executable, "-c", BF16_SCRIPT], capture_output=True, text=True, timeout=300,
+                       env=_env(KQUANTS_DPBF16=dp))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ("fast-dpbf16" in r.stdout) == (dp == "1"), r.stdout
 
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or shutil.which("qemu-x86_64") is None,

@@ -4,6 +4,8 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
 
+#include <cstdlib>
+
 namespace kq {
 namespace {
 
@@ -23,6 +25,8 @@ CpuFeatures detect() {
     unsigned r[4];
     cpuid(0, 0, r);
     const unsigned max_leaf = r[0];
+    // Vendor string "AuthenticAMD" in ebx, edx, ecx.
+    const bool amd = r[1] == 0x68747541u && r[3] == 0x69746e65u && r[2] == 0x444d4163u;
     if (max_leaf < 1) return f;
     cpuid(1, 0, r);
     const bool osxsave = (r[2] >> 27) & 1;
@@ -46,6 +50,9 @@ CpuFeatures detect() {
         f.avx512vnni = (ecx >> 11) & 1;
         cpuid(7, 1, r);
         f.avx512bf16 = (r[0] >> 5) & 1;
+        f.fast_dpbf16 = amd && f.avx512bf16;
+        // KQUANTS_DPBF16=0/1 overrides the choice (tests run both kernels on any CPU with AVX512_BF16).
+        if (const char* e = std::getenv("KQUANTS_DPBF16"); e && *e) f.fast_dpbf16 = f.avx512bf16 && *e != '0';
     }
     return f;
 }
@@ -90,6 +97,7 @@ std::string cpu_features_string() {
         {f.avx2, "avx2"}, {f.fma, "fma"}, {f.f16c, "f16c"}, {f.bmi2, "bmi2"},
         {f.avx512f, "avx512f"}, {f.avx512bw, "avx512bw"}, {f.avx512vl, "avx512vl"},
         {f.avx512dq, "avx512dq"}, {f.avx512vnni, "avx512vnni"}, {f.avx512bf16, "avx512bf16"},
+        {f.fast_dpbf16, "fast-dpbf16"},
         {f.neon, "neon"}, {f.dotprod, "dotprod"}, {f.fp16, "fp16"},
     };
     std::string s;
