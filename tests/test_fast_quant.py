@@ -142,3 +142,24 @@ def test_isa_float_conversions_over_bit_patterns(isa):
     for tname in ("F16", "BF16"):
         _assert_same(kquants.quantize_array(x, tname, isa=isa),
                      kquants.quantize_array(x, tname, isa="generic"), f"{isa}/{tname}")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("src", ["f16", "bf16"])
+def test_isa_widening_of_f16_bf16_inputs(isa, src):
+    """Every 16-bit pattern (signalling NaN payloads, subnormals, infinities)
+    dequantizes as F16 / BF16 to the reference's f32 bits, rows of every
+    length mod 8 included; quantizing a float16 array, which widens its
+    rows the same way, gives the reference's bytes."""
+    tname = src.upper()
+    h = np.arange(65536, dtype=np.uint32).astype(np.uint16)
+    for n in (65536, 65535, 65531, 9, 7, 1):
+        raw = h[-n:].view(np.uint8).reshape(1, -1)
+        y = kquants.dequantize_array(raw, tname, (1, n), isa=isa)
+        ref = kquants.dequantize_array(raw, tname, (1, n), isa="generic")
+        assert np.array_equal(y.view(np.uint32), ref.view(np.uint32)), (isa, tname, n)
+    if src == "f16":
+        x = (np.random.default_rng(7).standard_normal((9, 768)) * 3).astype(np.float16)
+        for t in ("Q5_0", "Q4_K", "Q8_0"):
+            _assert_same(kquants.quantize_array(x, t, isa=isa), kquants.quantize_array(x, t, isa="generic"),
+                         f"{isa}/{t} from float16")

@@ -41,12 +41,22 @@ void quantize_rows(const void* src, SrcKind kind, int64_t rows, int64_t cols, co
     const quantize_row_fn q = (ks ? *ks : kernels())[type.id].quantize;
     if (!q) throw Error(std::string("type ") + type.name + " cannot be quantized to");
     const float* w = type.uses_imatrix ? imatrix : nullptr;
+    // F16 / BF16 rows are widened by that type's own dequantize kernel (the
+    // active ISA's: F16C / AVX-512 conversions, exact like the scalar one),
+    // which otherwise would take longer than a legacy quantizer.
+    const KernelSet& set = ks ? *ks : kernels();
+    const dequantize_row_fn widen = kind == SrcKind::F16    ? set[TypeId::F16].dequantize
+                                    : kind == SrcKind::BF16 ? set[TypeId::BF16].dequantize
+                                                            : nullptr;
     parallel_for(rows, grain_rows(cols), threads, [&](int64_t r0, int64_t r1) {
         std::vector<float> buf(kind == SrcKind::F32 ? 0 : static_cast<size_t>(cols));
         for (int64_t r = r0; r < r1; ++r) {
             const float* row = static_cast<const float*>(src) + r * cols;
             if (kind != SrcKind::F32) {
-                to_f32(src, kind, r * cols, cols, buf.data());
+                if (widen)
+                    widen(static_cast<const uint16_t*>(src) + r * cols, buf.data(), cols);
+                else
+                    to_f32(src, kind, r * cols, cols, buf.data());
                 row = buf.data();
             }
             q(row, static_cast<uint8_t*>(dst) + static_cast<size_t>(r) * rs, cols, w);

@@ -9,4 +9,7 @@ namespace kq::isa_avx2 {
 // Sets the quantize entry of every type this ISA accelerates.
 void register_quantizers(KernelSet& ks);
 
+// Sets the dequantize entries of F16 and BF16 (convert.cpp).
+void register_convert(KernelSet& ks);
+
 }  // namespace kq::isa_avx2
