@@ -213,14 +213,34 @@ struct QTile {
         if constexpr (T + 1 < NV) step<T + 1, R, C>(S, wg, ag);
     }
 
+    // The block scales of R rows for every group, as D::scales gives them:
+    // pre[(r * ng + g) * 32 + 0..15] = dw, + 16..31 = mw.
+    template <int R>
+    static void prescale(int64_t ng, const uint8_t* w, size_t ws, float* pre) {
+        for (int r = 0; r < R; ++r)
+            for (int64_t gi = 0; gi < ng; ++gi) {
+                __m512 dw, mw = _mm512_setzero_ps();
+                D::scales(w + r * ws + gi * D::kBytes, dw, mw);
+                _mm512_store_ps(pre + (r * ng + gi) * 32, dw);
+                _mm512_store_ps(pre + (r * ng + gi) * 32 + 16, mw);
+            }
+    }
+
+    // Groups [g0, g1) of R rows x C columns (ng: all groups of a row).
+    // pre: null, or the rows' scales from prescale (a mat-mat reuses them
+    // for every column tile instead of decoding them again). A row split
+    // in k chunks keeps its 16-lane accumulators in accb between calls
+    // (first: start from zero; last: reduce into y), so the sums are the
+    // ones a single call makes, in the same order.
     template <int R, int C>
-    static void run(int64_t ng, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, int64_t ldy) {
+    static void run_part(int64_t ng, int64_t g0, int64_t g1, const uint8_t* w, size_t ws, const uint8_t* a, size_t as,
+                         float* y, int64_t ldy, const float* pre, float* accb, bool first, bool last) {
         __m512 acc[R][C];
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-            for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
-        for (int64_t gi = 0; gi < ng; ++gi) {
+            for (int c = 0; c < C; ++c) acc[r][c] = first ? _mm512_setzero_ps() : _mm512_load_ps(accb + (r * C + c) * 16);
+        for (int64_t gi = g0; gi < g1; ++gi) {
             const uint8_t* wg[R];
             const uint8_t* ag[C];
 #pragma GCC unroll 8
@@ -240,7 +260,12 @@ struct QTile {
 #pragma GCC unroll 8
             for (int r = 0; r < R; ++r) {
                 __m512 dw, mw = _mm512_setzero_ps();
-                D::scales(wg[r], dw, mw);
+                if (pre) {
+                    dw = _mm512_load_ps(pre + (r * ng + gi) * 32);
+                    if constexpr (D::kMinTerm) mw = _mm512_load_ps(pre + (r * ng + gi) * 32 + 16);
+                } else {
+                    D::scales(wg[r], dw, mw);
+                }
 #pragma GCC unroll 8
                 for (int c = 0; c < C; ++c) {
                     const __m512 scale = _mm512_mul_ps(dw, loadf512(ag[c] + kDA));
@@ -248,6 +273,13 @@ struct QTile {
                     if constexpr (D::kMinTerm) acc[r][c] = _mm512_fmadd_ps(mw, loadf512(ag[c] + kSA), acc[r][c]);
                 }
             }
+        }
+        if (!last) {
+#pragma GCC unroll 8
+            for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+                for (int c = 0; c < C; ++c) _mm512_store_ps(accb + (r * C + c) * 16, acc[r][c]);
+            return;
         }
 #pragma GCC unroll 8
         for (int c = 0; c < C; ++c) {
@@ -258,6 +290,11 @@ struct QTile {
 #pragma GCC unroll 4
             for (int r = 0; r < R; ++r) y[c * ldy + r] = out[r];
         }
+    }
+
+    template <int R, int C>
+    static void run(int64_t ng, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, int64_t ldy) {
+        run_part<R, C>(ng, 0, ng, w, ws, a, as, y, ldy, nullptr, nullptr, true, true);
     }
 };
 
@@ -307,19 +344,27 @@ void gemm_tail(int64_t ng, const void* w, int64_t nr, const void* a, size_t as, 
     }
 }
 
-// ---- gemm: column blocks x row tiles x column tiles ---------------------------------
+// ---- gemm: column blocks x row tiles x k chunks x column tiles -----------------------
 constexpr int kQR = 4;  // tile rows
 constexpr int kQC = 3;  // tile columns: 2 * 4 * 3 accumulators + operands fit 32 zmm
 // Activation bytes per column block: stays in L2 while the row tiles sweep it.
 constexpr size_t kQActBlock = 512 * 1024;
+// Bytes of a row tile's k chunk (weights + decoded scales): kept in L1 while
+// the column tiles of a block go over it. A whole 14336-long row tile (~50
+// KiB with its scales) came back from L2 for every column tile: mat-mat at
+// k=14336 ran 20-30% below k=4096.
+constexpr size_t kQChunkBytes = 12 * 1024;
+constexpr int64_t kQTileAcc = kQR * kQC * 16;  // floats of one tile's accumulators
 
 template <class D, class Dot>
 struct QGemm {
     using Tile = QTile<D, Dot>;
-    using Fn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t);
+    using Fn = void (*)(int64_t, int64_t, int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t,
+                        const float*, float*, bool, bool);
     template <int R>
     static Fn pick(int c) {
-        return c == 1 ? Tile::template run<R, 1> : c == 2 ? Tile::template run<R, 2> : Tile::template run<R, 3>;
+        return c == 1 ? Tile::template run_part<R, 1> : c == 2 ? Tile::template run_part<R, 2>
+                                                               : Tile::template run_part<R, 3>;
     }
     static Fn tile(int r, int c) {
         return r == 1 ? pick<1>(c) : r == 2 ? pick<2>(c) : r == 3 ? pick<3>(c) : pick<4>(c);
@@ -334,13 +379,51 @@ struct QGemm {
         // kept at link time, possibly the one built with this folder's flags).
         const int64_t ng = (k / D::LB + packed::kGroup - 1) / packed::kGroup;
         const int64_t cb = max64(kQC, static_cast<int64_t>(kQActBlock / as) / kQC * kQC);
+        if (nc <= kQC) {  // one column tile (mat-vec): nothing to share between tiles
+            for (int64_t r0 = 0; r0 < nr; r0 += kQR) {
+                const int rr = static_cast<int>(min64(kQR, nr - r0));
+                tile(rr, static_cast<int>(nc))(ng, 0, ng, wb + r0 * ws, ws, ab, as, y + r0, ldy, nullptr, nullptr,
+                                               true, true);
+            }
+            return;
+        }
+        // Several column tiles: a row tile's block scales are decoded once
+        // (scratch slot 0) and its groups are taken in chunks of gc, each
+        // swept by every column tile of the block while it sits in L1; the
+        // tiles' accumulators wait in slot 1 between chunks.
+        const int64_t gc = max64(1, static_cast<int64_t>(kQChunkBytes / (kQR * (D::kBytes + 128))));
+        float* pre = static_cast<float*>(matmul_scratch(0, sizeof(float) * 32 * kQR * ng));
+        float* accb = ng > gc ? static_cast<float*>(matmul_scratch(1, sizeof(float) * kQTileAcc * (cb / kQC + 1)))
+                              : nullptr;
         for (int64_t c0 = 0; c0 < nc; c0 += cb) {
             const int64_t c1 = min64(nc, c0 + cb);
             for (int64_t r0 = 0; r0 < nr; r0 += kQR) {
                 const int rr = static_cast<int>(min64(kQR, nr - r0));
-                for (int64_t c = c0; c < c1; c += kQC) {
-                    const int cc = static_cast<int>(min64(kQC, c1 - c));
-                    tile(rr, cc)(ng, wb + r0 * ws, ws, ab + c * as, as, y + c * ldy + r0, ldy);
+                if (rr == kQR) {
+                    Tile::template prescale<kQR>(ng, wb + r0 * ws, ws, pre);
+                } else {
+                    for (int r = 0; r < rr; ++r) Tile::template prescale<1>(ng, wb + (r0 + r) * ws, ws, pre + r * ng * 32);
+                }
+                // The next row tile's weights, fetched into L2 a slice per
+                // tile call while this row tile computes: its first column
+                // tile (and prescale) would otherwise wait on memory for every
+                // line, the rows being too long to stay cached between blocks.
+                const int64_t calls = ((ng + gc - 1) / gc) * ((c1 - c0 + kQC - 1) / kQC);
+                const int64_t nrows = r0 + kQR < nr ? min64(kQR, nr - r0 - kQR) : 0;
+                const int64_t next_lines = (static_cast<int64_t>(ws) + 63) / 64;
+                const int64_t per_call = (nrows * next_lines + calls - 1) / calls;
+                int64_t fetched = 0;
+                for (int64_t g0 = 0; g0 < ng; g0 += gc) {
+                    const int64_t g1 = min64(ng, g0 + gc);
+                    for (int64_t c = c0; c < c1; c += kQC) {
+                        const int cc = static_cast<int>(min64(kQC, c1 - c));
+                        for (int64_t e = min64(fetched + per_call, nrows * next_lines); fetched < e; ++fetched) {
+                            const uint8_t* line = wb + (r0 + kQR + fetched / next_lines) * ws + (fetched % next_lines) * 64;
+                            _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T1);
+                        }
+                        tile(rr, cc)(ng, g0, g1, wb + r0 * ws, ws, ab + c * as, as, y + c * ldy + r0, ldy, pre,
+                                     accb ? accb + (c - c0) / kQC * kQTileAcc : nullptr, g0 == 0, g1 == ng);
+                    }
                 }
             }
         }
