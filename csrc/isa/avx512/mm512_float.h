@@ -161,27 +161,37 @@ void pack_panel(const uint8_t* w, size_t ws, int rows, int64_t k0, int kc, float
     }
 }
 
-// acc[c] (+)= panel x columns; columns are f32 rows x + c * xs.
-template <int NC>
-void micro(int kc, const float* p, const float* x, int64_t xs, float* y, int64_t ldy, bool add, __mmask16 m0,
-           __mmask16 m1) {
+// The 32-row x NC-column micro-tile around a kernel's inner loop: the
+// accumulators start from y (add) or zero, step(s, a0, a1) runs for s in
+// [0, steps), and rows [0, 16) / [16, 32) are stored under masks m0 / m1.
+// Shared by the f32 kernel below and the vdpbf16ps one (avx512vnni folder).
+template <int NC, class Step>
+[[gnu::always_inline]] inline void micro_tile(int steps, float* y, int64_t ldy, bool add, __mmask16 m0, __mmask16 m1,
+                                              Step step) {
     __m512 a0[NC], a1[NC];
     for (int c = 0; c < NC; ++c) {
         a0[c] = add ? _mm512_maskz_loadu_ps(m0, y + c * ldy) : _mm512_setzero_ps();
         a1[c] = add ? _mm512_maskz_loadu_ps(m1, y + c * ldy + 16) : _mm512_setzero_ps();
     }
-    for (int kk = 0; kk < kc; ++kk) {
+    for (int s = 0; s < steps; ++s) step(s, a0, a1);
+    for (int c = 0; c < NC; ++c) {
+        _mm512_mask_storeu_ps(y + c * ldy, m0, a0[c]);
+        _mm512_mask_storeu_ps(y + c * ldy + 16, m1, a1[c]);
+    }
+}
+
+// acc[c] (+)= panel x columns; columns are f32 rows x + c * xs.
+template <int NC>
+void micro(int kc, const float* p, const float* x, int64_t xs, float* y, int64_t ldy, bool add, __mmask16 m0,
+           __mmask16 m1) {
+    micro_tile<NC>(kc, y, ldy, add, m0, m1, [&](int kk, __m512 (&a0)[NC], __m512 (&a1)[NC]) {
         const __m512 w0 = _mm512_load_ps(p + kk * kMR), w1 = _mm512_load_ps(p + kk * kMR + 16);
         for (int c = 0; c < NC; ++c) {
             const __m512 b = _mm512_set1_ps(x[c * xs + kk]);
             a0[c] = _mm512_fmadd_ps(w0, b, a0[c]);
             a1[c] = _mm512_fmadd_ps(w1, b, a1[c]);
         }
-    }
-    for (int c = 0; c < NC; ++c) {
-        _mm512_mask_storeu_ps(y + c * ldy, m0, a0[c]);
-        _mm512_mask_storeu_ps(y + c * ldy + 16, m1, a1[c]);
-    }
+    });
 }
 
 using MicroFn = void (*)(int, const float*, const float*, int64_t, float*, int64_t, bool, __mmask16, __mmask16);

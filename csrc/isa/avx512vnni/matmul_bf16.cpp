@@ -84,23 +84,14 @@ void pack_panel_bf16(const uint8_t* w, size_t ws, int rows, int64_t k0, int kc, 
 template <int NC>
 void micro_bf16(int np, const uint32_t* p, const uint32_t* x, float* y, int64_t ldy, bool add, __mmask16 m0,
                 __mmask16 m1) {
-    __m512 a0[NC], a1[NC];
-    for (int c = 0; c < NC; ++c) {
-        a0[c] = add ? _mm512_maskz_loadu_ps(m0, y + c * ldy) : _mm512_setzero_ps();
-        a1[c] = add ? _mm512_maskz_loadu_ps(m1, y + c * ldy + 16) : _mm512_setzero_ps();
-    }
-    for (int kp = 0; kp < np; ++kp) {
+    isa_avx512::micro_tile<NC>(np, y, ldy, add, m0, m1, [&](int kp, __m512 (&a0)[NC], __m512 (&a1)[NC]) {
         const __m512i w0 = _mm512_load_si512(p + kp * kMR), w1 = _mm512_load_si512(p + kp * kMR + 16);
         for (int c = 0; c < NC; ++c) {
             const __m512i b = _mm512_set1_epi32(static_cast<int>(x[c * kKP + kp]));
             a0[c] = _mm512_dpbf16_ps(a0[c], as_bh(w0), as_bh(b));
             a1[c] = _mm512_dpbf16_ps(a1[c], as_bh(w1), as_bh(b));
         }
-    }
-    for (int c = 0; c < NC; ++c) {
-        _mm512_mask_storeu_ps(y + c * ldy, m0, a0[c]);
-        _mm512_mask_storeu_ps(y + c * ldy + 16, m1, a1[c]);
-    }
+    });
 }
 
 using MicroFn = void (*)(int, const uint32_t*, const uint32_t*, float*, int64_t, bool, __mmask16, __mmask16);
