@@ -10,4 +10,7 @@ void register_matmul(KernelSet& ks);
 void register_matmul_float(KernelSet& ks);  // matmul_float.cpp
 void register_matmul_quant(KernelSet& ks);  // matmul_quant.cpp
 
+// Attention's softmax row (softmax.cpp).
+void register_softmax(KernelSet& ks);
+
 }  // namespace kq::isa_avx2

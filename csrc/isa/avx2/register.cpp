@@ -9,4 +9,5 @@ void kq_register_avx2(kq::KernelSet& ks) {
     kq::isa_avx2::register_quantizers(ks);
     kq::isa_avx2::register_convert(ks);
     kq::isa_avx2::register_matmul(ks);
+    kq::isa_avx2::register_softmax(ks);
 }
