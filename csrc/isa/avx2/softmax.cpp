@@ -1,11 +1,6 @@
 // Attention's softmax row (KernelSet::softmax_row, core/kernels.h) on AVX2:
-// the AVX-512 kernel's arithmetic (csrc/isa/avx512/softmax.cpp) on 8 lanes.
-//
-// exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 in
-// [-ln2/2, ln2/2] (ln 2 split in a high part exact in float and a low part,
-// so n * ln2_hi is exact for |n| < 2^10); exp(r) by its Taylor polynomial to
-// r^7 (remainder < 6e-9 relative, below half an ulp), so within ~2 ulp of
-// expf. Arguments are x - max <= 0; from -87.3 up n >= -126, so 2^n is the
+// the AVX-512 kernel's arithmetic on 8 lanes, exp by ops/exp_lanes.h.
+// Arguments are x - max <= 0; from -87.3 up n >= -126, so 2^n is the
 // normal float with biased exponent n + 127, built by bits; below, the
 // result is 0 (the scalar expf's results there are < 1e-38).
 // The last < 8 values go through a zero-padded copy, its padding lanes kept
@@ -15,28 +10,20 @@
 #include <cstdint>
 #include <cstring>
 
+#include "isa/avx2/lanes256.h"
 #include "isa/avx2/matmul.h"
+#include "ops/exp_lanes.h"
 
 namespace kq::isa_avx2 {
 namespace {
 
 inline __m256 exp8(__m256 x) {
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);  // ln2_hi: 12 significant bits
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f), r);   // ln2 - ln2_hi
-    __m256 p = _mm256_set1_ps(1.0f / 5040);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    V256::F n;
+    const V256::F p = lanes::exp_reduced<V256>(V256::F{x}, n);
     const __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_GE_OQ);
-    // 2^n for n in [-126, 0]: (n + 127) << 23. Lanes outside are zeroed below.
-    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(bits)), keep);
+    // 2^n for n in [-126, 0]: (n + 127) << 23. Lanes outside are zeroed.
+    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(_mm256_mul_ps(p.v, _mm256_castsi256_ps(bits)), keep);
 }
 
 inline float hmax(__m256 v) {

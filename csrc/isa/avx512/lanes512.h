@@ -107,6 +107,8 @@ struct V512 {
     // min / max as minps / maxps: a < b ? a : b (resp. >), b when either is NaN.
     static F fmin(F a, F b) { return {_mm512_min_ps(a.v, b.v)}; }
     static F fmax(F a, F b) { return {_mm512_max_ps(a.v, b.v)}; }
+    static F fmadd(F a, F b, F c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }    // a * b + c, one rounding
+    static F fnmadd(F a, F b, F c) { return {_mm512_fnmadd_ps(a.v, b.v, c.v)}; }  // c - a * b, one rounding
     // Nearest integer, ties to even (as rintf in the default rounding mode).
     static F round_even(F a) { return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
     static I min(I a, I b) { return {_mm512_min_epi32(a.v, b.v)}; }

@@ -1,11 +1,6 @@
 // Attention's softmax row (KernelSet::softmax_row, core/kernels.h) on
-// AVX-512: 16 lanes, exp by range reduction and a polynomial.
-//
-// exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 in
-// [-ln2/2, ln2/2] (ln 2 split in a high part exact in float and a low part,
-// so n * ln2_hi is exact for |n| < 2^10). exp(r) is its Taylor polynomial to
-// r^7: the remainder r^8 / 8! < 6e-9 relative is below half an ulp, so the
-// result is within ~2 ulp of expf (Horner's roundings). 2^n via vscalefps.
+// AVX-512: 16 lanes, exp by range reduction and a polynomial
+// (ops/exp_lanes.h), 2^n via vscalefps.
 // Arguments are x - max <= 0; below -87.3 (exp < 2^-126, the float normal
 // range) the result is 0, as the scalar expf's subnormal results (< 1e-38)
 // are for any sum of at least one 1.
@@ -13,25 +8,17 @@
 
 #include "isa/avx512/matmul.h"
 #include "isa/avx512/mm512_common.h"  // <immintrin.h> without GCC 12's false -Wmaybe-uninitialized
+#include "isa/avx512/lanes512.h"
+#include "ops/exp_lanes.h"
 
 namespace kq::isa_avx512 {
 namespace {
 
 inline __m512 exp16(__m512 x) {
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);   // ln2_hi: 12 significant bits
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);    // ln2 - ln2_hi
-    __m512 p = _mm512_set1_ps(1.0f / 5040);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    V512::F n;
+    const V512::F p = lanes::exp_reduced<V512>(V512::F{x}, n);
     const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GE_OQ);
-    return _mm512_maskz_scalef_ps(keep, p, n);
+    return _mm512_maskz_scalef_ps(keep, p.v, n.v);
 }
 
 // Horizontal max / sum over 16 lanes.
