@@ -28,8 +28,11 @@ def _k_of(name: str, what: str) -> int:
     return {"one_block": bs, "small": max(bs, 32) * 2, "large": 14336, "odd": 7 * bs if bs > 1 else 333}[what]
 
 
-# (id, m, k kind, n): rows not a multiple of any tile (37, 5, 67, 19), k of
-# exactly one block, large k, odd k, and n = 1, 7, 512.
+# (id, m, k kind, n): rows not a multiple of any tile (37, 5, 67, 19, 150), k
+# of exactly one block, large k, odd k, and n = 1, 7, 512. From 16 columns on
+# the AVX-512 k-quant mat-mat takes k in chunks and rows in blocks of 128:
+# large_k_n43 and k_odd_n19 run several chunks, a partial column tile and a
+# partial last row block.
 SHAPES = [
     ("one_block_n7", 37, "one_block", 7),
     ("m67_n1", 67, "small", 1),
@@ -38,6 +41,8 @@ SHAPES = [
     ("large_k_n1", 9, "large", 1),
     ("m37_n512", 37, "small", 512),
     ("k_odd_n9", 19, "odd", 9),  # k not a multiple of any vector or group
+    ("k_odd_n19", 37, "odd", 19),
+    ("large_k_n43", 150, "large", 43),
 ]
 
 

@@ -1,0 +1,275 @@
+// k-quant mat-mat with weight rows in the lanes (AVX-512), for prompt
+// batches. Included by mm512_quant.h, which sends the k-quants' gemm here
+// from kQRowsMinCols columns on.
+//
+// Why. The R x C tile kernels of mm512_quant.h keep a row's lane blocks in
+// the lanes, so every (row, column, group of 16 lane blocks) ends in a float
+// epilogue (int->float, dw * da, two FMAs: 3-4 operations per LB/4 dot
+// instructions) and every column tile decodes the weights again. Here a
+// 16-row tile is decoded once per k chunk into bytes with row r in lane r,
+// and every column of the call is swept over it:
+//   value vector (lane block j, t):  lane r = elements 4t..4t+3 of row r's
+//                                    lane block j (u8)
+//   activation:  the column's 4 bytes for (j, t), broadcast (a memory
+//                operand of vpdpbusd: no shuffle, no register)
+// Per (16 rows, column, lane block): LB/4 dot instructions into S, then
+//   accf += float(S) * dw[j]        dw: 16 rows' block scale (f32)
+//   out  += mw[j] * sa              mw: 16 rows' min term, sa: the column's
+//                                   block sum times its scale (packed.h SA)
+// and once per super-block (256 elements, one Q8_K scale da):
+//   out  += accf * da
+// Formats stored with an offset (Q6_K's q - 32, Q3_K's u - 4) take it in
+// the min term: mw = -offset * dw (sum(a) * da * dw * offset is the offset's
+// share of the block's product).
+//
+// Decoded chunk (one 16-row tile, kChunkGroups groups), per group:
+//   16 lane blocks x LB/4 value vectors   (j * LB/4 + t) * 64
+//   DW[16], MW[16]                         f32 vectors, lane r = row r
+// Rows past the last one are decoded from a valid row and never stored.
+#pragma once
+#include "isa/avx512/mm512_common.h"
+#include "isa/avx512/mm512_decode.h"
+#include "matmul/matmul.h"
+#include "matmul/packed.h"
+
+#include <utility>
+
+namespace kq::isa_avx512 {
+namespace {
+
+// 16 x 16 transpose of 32-bit elements: lane j of v[r] -> lane r of v[j].
+// Unpack 32- then 64-bit pairs (v[4i + q] lane L: element 4L + q of rows
+// 4i..4i+3), then gather the 128-bit lanes of the four row quads.
+inline void transpose16x16(__m512i (&v)[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; ++i) {
+        v[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        v[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        v[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        v[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int q = 0; q < 4; ++q) {
+        // 0x88: lanes 0, 2 of each source; 0xDD: lanes 1, 3.
+        const __m512i a = _mm512_shuffle_i32x4(v[q], v[4 + q], 0x88);
+        const __m512i b = _mm512_shuffle_i32x4(v[q], v[4 + q], 0xDD);
+        const __m512i c = _mm512_shuffle_i32x4(v[8 + q], v[12 + q], 0x88);
+        const __m512i d = _mm512_shuffle_i32x4(v[8 + q], v[12 + q], 0xDD);
+        t[q] = _mm512_shuffle_i32x4(a, c, 0x88);
+        t[8 + q] = _mm512_shuffle_i32x4(a, c, 0xDD);
+        t[4 + q] = _mm512_shuffle_i32x4(b, d, 0x88);
+        t[12 + q] = _mm512_shuffle_i32x4(b, d, 0xDD);
+    }
+    for (int j = 0; j < 16; ++j) v[j] = t[j];
+}
+
+inline __m512i bcast_u32(const uint8_t* p) {
+    int32_t v;
+    __builtin_memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+inline __m512 bcast_f32(const uint8_t* p) {
+    float v;
+    __builtin_memcpy(&v, p, 4);
+    return _mm512_set1_ps(v);
+}
+
+// Columns per tile: 3 accumulators each (S, accf, out) x 8 = 24 zmm, plus
+// the value vector and the two scale vectors.
+constexpr int kRC = 8;
+// Fewer columns than this: the R x C tiles (the decode would not pay off).
+constexpr int64_t kQRowsMinCols = 16;
+// Rows per block: their outputs for every column (128 rows x 512 columns x
+// 4 bytes = 256 KiB) stay in L2 while the k chunks go by.
+constexpr int64_t kRBlock = 128;
+
+template <class D, class Dot>
+struct QRows {
+    static constexpr int NV = D::LB / 4;
+    static constexpr int kLanesPerSuper = 256 / D::LB;        // 8 or 16
+    static constexpr int kSuperPerGroup = 16 / kLanesPerSuper;  // 2 or 1
+    static constexpr size_t kAG = packed::act_group_bytes(D::LB);
+    static constexpr size_t kDA = packed::act_da_offset(D::LB), kSA = packed::act_sa_offset(D::LB);
+    static constexpr size_t kDecGroup = (16 * NV + 32) * 64;
+    // Groups per k chunk: ~10 KiB decoded (LB 32: 1 group, 8 KiB of values;
+    // LB 16: 2 groups), which with a column tile's activations (8 x ~1.4
+    // KiB per group) stays in the 32-48 KiB L1.
+    static constexpr int64_t kChunkGroups = D::LB == 32 ? 1 : 2;
+
+    template <int T>
+    static void decode_values(const uint8_t* const (&g)[16], uint8_t* dg) {
+        __m512i v[16];
+        for (int r = 0; r < 16; ++r) v[r] = D::template value<T>(g[r]);
+        transpose16x16(v);
+        for (int j = 0; j < 16; ++j) _mm512_store_si512(dg + (j * NV + T) * 64, v[j]);
+        if constexpr (T + 1 < NV) decode_values<T + 1>(g, dg);
+    }
+
+    // Groups [g0, g0 + ngc) of rows w[0 .. nr) -> dec (layout above).
+    static void decode(const uint8_t* w, size_t ws, int64_t nr, int64_t g0, int64_t ngc, uint8_t* dec) {
+        for (int64_t gl = 0; gl < ngc; ++gl) {
+            const uint8_t* g[16];
+            for (int r = 0; r < 16; ++r) g[r] = w + min64(r, nr - 1) * ws + (g0 + gl) * D::kBytes;
+            uint8_t* dg = dec + gl * kDecGroup;
+            decode_values<0>(g, dg);
+            __m512i sd[16], sm[16];
+            for (int r = 0; r < 16; ++r) {
+                __m512 dw, mw = _mm512_setzero_ps();
+                D::scales(g[r], dw, mw);
+                sd[r] = _mm512_castps_si512(dw);
+                sm[r] = _mm512_castps_si512(mw);
+            }
+            transpose16x16(sd);
+            if constexpr (D::kOffsetShift >= 0) {
+                const __m512 off = _mm512_set1_ps(-static_cast<float>(1 << D::kOffsetShift));
+                for (int j = 0; j < 16; ++j) sm[j] = _mm512_castps_si512(_mm512_mul_ps(_mm512_castsi512_ps(sd[j]), off));
+            } else {
+                transpose16x16(sm);
+            }
+            for (int j = 0; j < 16; ++j) {
+                _mm512_store_si512(dg + (16 * NV + j) * 64, sd[j]);
+                _mm512_store_si512(dg + (16 * NV + 16 + j) * 64, sm[j]);
+            }
+        }
+    }
+
+    // One lane block j of C columns: S = sum over t of value (j, t) . the
+    // columns' broadcast bytes, then the block's scale and min terms.
+    template <int T, int C>
+    [[gnu::always_inline]] static inline void dots(__m512i (&S)[C], const uint8_t* dv, const uint8_t* const (&ac)[C]) {
+        const __m512i w = _mm512_load_si512(dv + T * 64);
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) S[c] = Dot::dot(S[c], w, bcast_u32(ac[c] + 64 * T));
+        if constexpr (T + 1 < NV) dots<T + 1, C>(S, dv, ac);
+    }
+
+    // The 16-row tile's decoded groups [0, ngc) (k groups g0 ..) against C
+    // columns at a (column stride as, already at group g0); nsup: the row's
+    // super-blocks from g0 on (the padded ones of the last group are
+    // skipped). y: the 16 outputs of column 0 (stride ldy), the first `mask`
+    // rows stored; first: y is overwritten, else added to.
+    struct Args {
+        const uint8_t* dec;
+        int64_t ngc, nsup;
+        const uint8_t* a;     // column 0's activations at group g0
+        const uint8_t* next;  // the next tile's (prefetched)
+        size_t as;
+        const float* yin;  // partial sums of the earlier chunks (null: none)
+        int64_t ldin;
+        float* yout;
+        int64_t ldout;
+        __mmask16 mask;  // rows of the tile that exist
+    };
+    template <int C>
+    static void tile(const Args& p) {
+        const uint8_t* const dec = p.dec;
+        const uint8_t* const a = p.a;
+        const uint8_t* const next = p.next;
+        const size_t as = p.as;
+        const int64_t ngc = p.ngc, nsup = p.nsup;
+        __m512 out[C];
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) out[c] = p.yin ? _mm512_load_ps(p.yin + c * p.ldin) : _mm512_setzero_ps();
+        for (int64_t gl = 0; gl < ngc; ++gl) {
+            const uint8_t* dg = dec + gl * kDecGroup;
+            const uint8_t* ag[C];
+#pragma GCC unroll 8
+            for (int c = 0; c < C; ++c) ag[c] = a + c * as + gl * kAG;
+            const int hs = static_cast<int>(min64(kSuperPerGroup, nsup - gl * kSuperPerGroup));
+            for (int h = 0; h < hs; ++h) {
+                __m512 accf[C];
+#pragma GCC unroll 8
+                for (int c = 0; c < C; ++c) accf[c] = _mm512_setzero_ps();
+                for (int j = h * kLanesPerSuper; j < (h + 1) * kLanesPerSuper; ++j) {
+                    const uint8_t* ac[C];
+#pragma GCC unroll 8
+                    for (int c = 0; c < C; ++c) ac[c] = ag[c] + 4 * j;
+                    // The next tile's activations for this group, a line
+                    // of each column per lane block: from L2, they would
+                    // otherwise be demand misses at the start of every group.
+                    if (j < static_cast<int>(kAG / 64))
+#pragma GCC unroll 8
+                        for (int c = 0; c < C; ++c)
+                            _mm_prefetch(reinterpret_cast<const char*>(next + c * as + gl * kAG + 64 * j), _MM_HINT_T0);
+                    __m512i S[C];
+#pragma GCC unroll 8
+                    for (int c = 0; c < C; ++c) S[c] = _mm512_setzero_si512();
+                    dots<0, C>(S, dg + j * NV * 64, ac);
+                    const __m512 dw = _mm512_load_ps(reinterpret_cast<const float*>(dg + (16 * NV + j) * 64));
+                    const __m512 mw = _mm512_load_ps(reinterpret_cast<const float*>(dg + (16 * NV + 16 + j) * 64));
+#pragma GCC unroll 8
+                    for (int c = 0; c < C; ++c) {
+                        accf[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S[c]), dw, accf[c]);
+                        out[c] = _mm512_fmadd_ps(mw, bcast_f32(ac[c] + kSA), out[c]);
+                    }
+                }
+#pragma GCC unroll 8
+                for (int c = 0; c < C; ++c)
+                    out[c] = _mm512_fmadd_ps(accf[c], bcast_f32(ag[c] + kDA + 4 * h * kLanesPerSuper), out[c]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(p.yout + c * p.ldout, p.mask, out[c]);
+    }
+
+    using TileFn = void (*)(const Args&);
+    template <int... Cs>
+    static TileFn pick(int c, std::integer_sequence<int, Cs...>) {
+        TileFn f = nullptr;
+        ((f = (c == Cs + 1 ? tile<Cs + 1> : f)), ...);
+        return f;
+    }
+
+    // Row blocks x k chunks x 16-row tiles (decoded once per chunk) x column
+    // tiles. The activations of a chunk (every column: 512 x ~1.4 KiB per
+    // group) stay in L2 while the row tiles of a block go by. The partial
+    // sums between chunks wait in a contiguous buffer (scratch slot 1,
+    // [row tile][column][16]): y's columns are m floats apart, a stride
+    // that maps a block's 512 columns onto a few L2 sets.
+    static void gemm(int64_t k, const uint8_t* w, size_t ws, int64_t nr, const uint8_t* a, size_t as, int64_t nc,
+                     float* y, int64_t ldy) {
+        const int64_t ng = (k / D::LB + packed::kGroup - 1) / packed::kGroup;
+        const int64_t nsup = k / 256;
+        uint8_t* dec = static_cast<uint8_t*>(matmul_scratch(0, kChunkGroups * kDecGroup));
+        float* part_sums = ng > kChunkGroups
+                               ? static_cast<float*>(matmul_scratch(1, sizeof(float) * 16 * nc * (kRBlock / 16)))
+                               : nullptr;
+        const TileFn full = tile<kRC>;
+        const TileFn part = pick(static_cast<int>(nc % kRC), std::make_integer_sequence<int, kRC - 1>{});
+        for (int64_t rb = 0; rb < nr; rb += kRBlock) {
+            const int64_t rb1 = min64(nr, rb + kRBlock);
+            for (int64_t g0 = 0; g0 < ng; g0 += kChunkGroups) {
+                Args p;
+                p.dec = dec;
+                p.ngc = min64(kChunkGroups, ng - g0);
+                p.nsup = nsup - g0 * kSuperPerGroup;
+                p.as = as;
+                const bool last = g0 + p.ngc >= ng;
+                for (int64_t r0 = rb; r0 < rb1; r0 += 16) {
+                    const int64_t rows = min64(16, rb1 - r0);
+                    decode(w + r0 * ws, ws, rows, g0, p.ngc, dec);
+                    p.mask = last ? low_mask16(rows) : static_cast<__mmask16>(0xFFFF);
+                    const uint8_t* ag = a + g0 * kAG;
+                    float* ps = part_sums ? part_sums + (r0 - rb) / 16 * 16 * nc : nullptr;
+                    p.ldin = 16;
+                    p.ldout = last ? ldy : 16;
+                    for (int64_t c = 0; c < nc; c += kRC) {
+                        p.a = ag + c * as;
+                        // The following tile's columns (or this row tile's
+                        // first ones, which the next row tile reads).
+                        p.next = ag + (c + kRC < nc ? c + kRC : 0) * as;
+                        p.yin = g0 == 0 ? nullptr : ps + c * 16;
+                        p.yout = last ? y + c * ldy + r0 : ps + c * 16;
+                        (c + kRC <= nc ? full : part)(p);
+                    }
+                }
+            }
+        }
+    }
+};
+
+}  // namespace
+}  // namespace kq::isa_avx512
