@@ -19,6 +19,8 @@ namespace {
 struct DotVnni {
     static constexpr bool kVnni = true;
     static __m512i dot(__m512i acc, __m512i u, __m512i s) { return _mm512_dpbusd_epi32(acc, u, s); }
+    // acc += sum of 2 int16 x int16 products per int32 lane
+    static __m512i dot16(__m512i acc, __m512i a, __m512i b) { return _mm512_dpwssd_epi32(acc, a, b); }
 };
 // pmaddubsw: u8 x s8 pairs summed to int16 (no saturation: values <= 63 or
 // |w| <= 127 with |a| <= 127 keep 2 * 63 * 127 and 2 * 127 * 127 in range),
@@ -28,6 +30,7 @@ struct DotBw {
     static __m512i dot(__m512i acc, __m512i u, __m512i s) {
         return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
     }
+    static __m512i dot16(__m512i acc, __m512i a, __m512i b) { return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b)); }
 };
 
 inline __m512i nib_lo(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0F)); }
@@ -62,6 +65,11 @@ inline __m512i value_n(const uint8_t* g) {
 // kSigned: value vectors are int8 (Q8_0); see the tile for how each Dot copes.
 // kSuper: the activations carry one Q8_K scale per 256 elements (the
 // k-quants), the same in every lane block of a super-block.
+// kFoldBias >= 0: (value - offset) * integer block scale + kFoldBias fits a
+// byte (mm512_qrows.h folds the scales into the weights); then
+//   int_scales(g)   16 lanes int32: the lane blocks' integer scales
+//   int_mins(g)     16 lanes int32: their integer minimums (kMinTerm)
+//   super(g, d, m)  the super-block's d and dmin (value = d*sc*q - dmin*mn)
 template <bool kMin, bool kQ5>
 struct DecLegacy {  // Q4_0, Q4_1, Q5_0, Q5_1
     static constexpr int LB = 32;
@@ -70,6 +78,7 @@ struct DecLegacy {  // Q4_0, Q4_1, Q5_0, Q5_1
     static constexpr int kOffsetShift = kMin ? -1 : (kQ5 ? 4 : 3);
     static constexpr bool kMinTerm = kMin, kSigned = false;
     static constexpr bool kSuper = false;
+    static constexpr int kFoldBias = -1;
     template <int T>
     static __m512i value(const uint8_t* g) { return value_n<T, kQ5>(g); }
     static void scales(const uint8_t* g, __m512& dw, __m512& mw) {
@@ -84,6 +93,7 @@ struct DecQ8_0 {
     static constexpr int kOffsetShift = -1;
     static constexpr bool kMinTerm = false, kSigned = true;
     static constexpr bool kSuper = false;
+    static constexpr int kFoldBias = -1;
     template <int T>
     static __m512i value(const uint8_t* g) { return load512(g + 64 * T); }
     static void scales(const uint8_t* g, __m512& dw, __m512&) { dw = load_f16x16(g + 512); }
@@ -92,6 +102,7 @@ struct DecQ8_0 {
 template <bool kQ5>
 struct DecK45 {  // Q4_K, Q5_K
     static constexpr int LB = 32;
+    static constexpr int kFoldBias = -1;  // q * sc up to 31 * 63
     static constexpr size_t kSC = kQ5 ? 320 : 256, kMN = kSC + 16, kD = kMN + 16;
     static constexpr size_t kBytes = kD + 8;
     static constexpr int kOffsetShift = -1;
@@ -113,6 +124,7 @@ struct DecK45 {  // Q4_K, Q5_K
 
 struct DecQ6_K {
     static constexpr int LB = 16;
+    static constexpr int kFoldBias = -1;  // (q - 32) * sc up to 32 * 128
     static constexpr size_t kBytes = 3 * 64 + 18;
     static constexpr int kOffsetShift = 5;  // q - 32
     static constexpr bool kMinTerm = false, kSigned = false;
@@ -135,6 +147,16 @@ struct DecQ3_K {
     static constexpr int kOffsetShift = 2;  // u - 4
     static constexpr bool kMinTerm = false, kSigned = false;
     static constexpr bool kSuper = true;
+    // (u - 4) * sc with sc in [-32, 31]: [-124, 128] -> + 124: [0, 252]
+    static constexpr int kFoldBias = 124;
+    static __m512i int_scales(const uint8_t* g) {
+        return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 96)));
+    }
+    static __m512i int_mins(const uint8_t*) { return _mm512_setzero_si512(); }
+    static void super(const uint8_t* g, float& d, float& dmin) {
+        d = _mm512_cvtss_f32(bcast_f16(g + 112));
+        dmin = 0.0f;
+    }
     // H3 -> 64 bytes: lanes 0..7 from bits 0..3 of its bytes, lanes 8..15
     // from bits 4..7 (the upper half shifted right by 4).
     static __m512i h3(const uint8_t* g) {
@@ -157,6 +179,18 @@ struct DecQ2_K {
     static constexpr int kOffsetShift = -1;
     static constexpr bool kMinTerm = true, kSigned = false;
     static constexpr bool kSuper = true;
+    static constexpr int kFoldBias = 0;  // q * sc in [0, 3 * 15]
+    static __m512i int_scales(const uint8_t* g) {
+        return _mm512_and_si512(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 64))),
+                                _mm512_set1_epi32(15));
+    }
+    static __m512i int_mins(const uint8_t* g) {
+        return _mm512_srli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 64))), 4);
+    }
+    static void super(const uint8_t* g, float& d, float& dmin) {
+        d = _mm512_cvtss_f32(bcast_f16(g + 80));
+        dmin = _mm512_cvtss_f32(bcast_f16(g + 82));
+    }
     template <int T>
     static __m512i value(const uint8_t* g) {
         return _mm512_and_si512(shift16<-2 * T>(load512(g)), _mm512_set1_epi8(3));

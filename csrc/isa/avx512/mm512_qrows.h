@@ -98,6 +98,12 @@ struct QRows {
     // LB 16: 2 groups), which with a column tile's activations (8 x ~1.4
     // KiB per group) stays in the 32-48 KiB L1.
     static constexpr int64_t kChunkGroups = D::LB == 32 ? 1 : 2;
+    // Scales folded into the weight bytes (Q2_K; Q3_K on vpdpbusd: its
+    // folded bytes reach 252, and pmaddubsw's int16 pair sums would
+    // saturate). Layout below.
+    static constexpr bool kFold = D::kFoldBias >= 0 && (Dot::kVnni || D::kFoldBias == 0);
+    static constexpr size_t kFoldD = 16 * NV * 64, kFoldDmin = kFoldD + 64, kFoldMins = kFoldD + 128;
+    static_assert(!kFold || (D::LB == 16 && kFoldMins + 8 * 64 <= kDecGroup), "folded group layout");
 
     template <int T>
     static void decode_values(const uint8_t* const (&g)[16], uint8_t* dg) {
@@ -108,12 +114,61 @@ struct QRows {
         if constexpr (T + 1 < NV) decode_values<T + 1>(g, dg);
     }
 
+    // Byte b of every lane -> (b - offset) * sc + kFoldBias, sc: the lane's
+    // int32 (the row's block scale), computed in 16-bit halves.
+    static __m512i fold(__m512i v, __m512i sc) {
+        const __m512i sc16 = _mm512_or_si512(_mm512_and_si512(sc, _mm512_set1_epi32(0xFFFF)), _mm512_slli_epi32(sc, 16));
+        const __m512i off = _mm512_set1_epi16(D::kOffsetShift >= 0 ? 1 << D::kOffsetShift : 0);
+        const __m512i bias = _mm512_set1_epi16(static_cast<short>(D::kFoldBias));
+        const __m512i lo = _mm512_sub_epi16(_mm512_and_si512(v, _mm512_set1_epi16(0x00FF)), off);
+        const __m512i hi = _mm512_sub_epi16(_mm512_srli_epi16(v, 8), off);
+        const __m512i plo = _mm512_add_epi16(_mm512_mullo_epi16(lo, sc16), bias);
+        const __m512i phi = _mm512_add_epi16(_mm512_mullo_epi16(hi, sc16), bias);
+        return _mm512_or_si512(_mm512_and_si512(plo, _mm512_set1_epi16(0x00FF)), _mm512_slli_epi16(phi, 8));
+    }
+    template <int T>
+    static void decode_folded(const uint8_t* const (&g)[16], const __m512i (&sc)[16], uint8_t* dg) {
+        __m512i v[16];
+        for (int r = 0; r < 16; ++r) v[r] = D::template value<T>(g[r]);
+        transpose16x16(v);
+        for (int j = 0; j < 16; ++j) _mm512_store_si512(dg + (j * NV + T) * 64, fold(v[j], sc[j]));
+        if constexpr (T + 1 < NV) decode_folded<T + 1>(g, sc, dg);
+    }
+
+    // Folded group (one super-block): value vectors (j, t) of bytes
+    // (q - offset) * sc + kFoldBias; then at kFoldD the 16 rows' d, at
+    // kFoldDmin their -dmin (f32), at kFoldMins 8 vectors of minimum pairs:
+    // vector p lane r = int16 mn of blocks 2p, 2p + 1 of row r.
+    static void decode_group_folded(const uint8_t* const (&g)[16], uint8_t* dg) {
+        __m512i sc[16];
+        for (int r = 0; r < 16; ++r) sc[r] = D::int_scales(g[r]);
+        transpose16x16(sc);
+        decode_folded<0>(g, sc, dg);
+        alignas(64) float d[16], dmin[16];
+        for (int r = 0; r < 16; ++r) D::super(g[r], d[r], dmin[r]);
+        _mm512_store_ps(reinterpret_cast<float*>(dg + kFoldD), _mm512_load_ps(d));
+        _mm512_store_ps(reinterpret_cast<float*>(dg + kFoldDmin), _mm512_sub_ps(_mm512_setzero_ps(), _mm512_load_ps(dmin)));
+        if constexpr (D::kMinTerm) {
+            __m512i mn[16];
+            for (int r = 0; r < 16; ++r) mn[r] = D::int_mins(g[r]);
+            transpose16x16(mn);
+            for (int q = 0; q < 8; ++q)
+                _mm512_store_si512(dg + kFoldMins + q * 64,
+                                   _mm512_or_si512(_mm512_and_si512(mn[2 * q], _mm512_set1_epi32(0xFFFF)),
+                                                   _mm512_slli_epi32(mn[2 * q + 1], 16)));
+        }
+    }
+
     // Groups [g0, g0 + ngc) of rows w[0 .. nr) -> dec (layout above).
     static void decode(const uint8_t* w, size_t ws, int64_t nr, int64_t g0, int64_t ngc, uint8_t* dec) {
         for (int64_t gl = 0; gl < ngc; ++gl) {
             const uint8_t* g[16];
             for (int r = 0; r < 16; ++r) g[r] = w + min64(r, nr - 1) * ws + (g0 + gl) * D::kBytes;
             uint8_t* dg = dec + gl * kDecGroup;
+            if constexpr (kFold) {
+                decode_group_folded(g, dg);
+                continue;
+            }
             decode_values<0>(g, dg);
             __m512i sd[16], sm[16];
             for (int r = 0; r < 16; ++r) {
@@ -162,9 +217,76 @@ struct QRows {
         float* yout;
         int64_t ldout;
         __mmask16 mask;  // rows of the tile that exist
+        const int32_t* aux;  // folded: the columns' per-group terms (gemm)
+        int64_t ldaux;
     };
+
+    // The next tile's activations for group gl, line j of each column: from
+    // L2, they would otherwise be demand misses at the start of every group.
+    template <int C>
+    [[gnu::always_inline]] static inline void prefetch_next(const uint8_t* next, size_t as, int64_t gl, int j) {
+        if (j < static_cast<int>(kAG / 64)) {
+            const uint8_t* p = next + gl * kAG + 64 * j;
+#pragma GCC unroll 8
+            for (int c = 0; c < C; ++c, p += as) _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+        }
+    }
+
+    // Folded tile: per super-block and column, one integer sum over all its
+    // lane blocks (the scales are in the weights), the minimum's
+    // sum(mn * block sum) by int16 pair products, then
+    //   out += (d * S - dmin * M) * da
+    template <int C>
+    static void tile_folded(const Args& p) {
+        const size_t as = p.as;
+        __m512 out[C];
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) out[c] = p.yin ? _mm512_load_ps(p.yin + c * p.ldin) : _mm512_setzero_ps();
+        for (int64_t gl = 0; gl < p.ngc; ++gl) {
+            const uint8_t* dg = p.dec + gl * kDecGroup;
+            const uint8_t* ag[C];
+            const int32_t* xg[C];
+#pragma GCC unroll 8
+            for (int c = 0; c < C; ++c) {
+                ag[c] = p.a + c * as + gl * kAG;
+                xg[c] = p.aux + c * p.ldaux + gl * 8;
+            }
+            __m512i S[C];
+#pragma GCC unroll 8
+            for (int c = 0; c < C; ++c) S[c] = D::kFoldBias > 0 ? _mm512_set1_epi32(xg[c][0]) : _mm512_setzero_si512();
+            for (int j = 0; j < 16; ++j) {
+                prefetch_next<C>(p.next, as, gl, j);
+                const uint8_t* ac[C];
+#pragma GCC unroll 8
+                for (int c = 0; c < C; ++c) ac[c] = ag[c] + 4 * j;
+                dots<0, C>(S, dg + j * NV * 64, ac);
+            }
+            __m512i M[C];
+            if constexpr (D::kMinTerm) {
+#pragma GCC unroll 8
+                for (int c = 0; c < C; ++c) M[c] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+                for (int q = 0; q < 8; ++q) {
+                    const __m512i mn = _mm512_load_si512(dg + kFoldMins + q * 64);
+#pragma GCC unroll 8
+                    for (int c = 0; c < C; ++c) M[c] = Dot::dot16(M[c], mn, _mm512_set1_epi32(xg[c][q]));
+                }
+            }
+            const __m512 d = _mm512_load_ps(reinterpret_cast<const float*>(dg + kFoldD));
+            const __m512 ndmin = _mm512_load_ps(reinterpret_cast<const float*>(dg + kFoldDmin));
+#pragma GCC unroll 8
+            for (int c = 0; c < C; ++c) {
+                __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(S[c]), d);
+                if constexpr (D::kMinTerm) t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(M[c]), ndmin, t);
+                out[c] = _mm512_fmadd_ps(t, bcast_f32(ag[c] + kDA), out[c]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(p.yout + c * p.ldout, p.mask, out[c]);
+    }
     template <int C>
     static void tile(const Args& p) {
+        if constexpr (kFold) return tile_folded<C>(p);
         const uint8_t* const dec = p.dec;
         const uint8_t* const a = p.a;
         const uint8_t* const next = p.next;
@@ -187,13 +309,7 @@ struct QRows {
                     const uint8_t* ac[C];
 #pragma GCC unroll 8
                     for (int c = 0; c < C; ++c) ac[c] = ag[c] + 4 * j;
-                    // The next tile's activations for this group, a line
-                    // of each column per lane block: from L2, they would
-                    // otherwise be demand misses at the start of every group.
-                    if (j < static_cast<int>(kAG / 64))
-#pragma GCC unroll 8
-                        for (int c = 0; c < C; ++c)
-                            _mm_prefetch(reinterpret_cast<const char*>(next + c * as + gl * kAG + 64 * j), _MM_HINT_T0);
+                    prefetch_next<C>(next, as, gl, j);
                     __m512i S[C];
 #pragma GCC unroll 8
                     for (int c = 0; c < C; ++c) S[c] = _mm512_setzero_si512();
@@ -237,6 +353,11 @@ struct QRows {
         float* part_sums = ng > kChunkGroups
                                ? static_cast<float*>(matmul_scratch(1, sizeof(float) * 16 * nc * (kRBlock / 16)))
                                : nullptr;
+        // Folded: per chunk, column and group, 8 int32 for the tile: the
+        // block sums as int16 pairs (for the minimum), or -kFoldBias times
+        // the super-block's sum (the bias of the folded bytes).
+        int32_t* aux = kFold ? static_cast<int32_t*>(matmul_scratch(2, sizeof(int32_t) * 8 * kChunkGroups * nc))
+                             : nullptr;
         const TileFn full = tile<kRC>;
         const TileFn part = pick(static_cast<int>(nc % kRC), std::make_integer_sequence<int, kRC - 1>{});
         for (int64_t rb = 0; rb < nr; rb += kRBlock) {
@@ -248,6 +369,19 @@ struct QRows {
                 p.nsup = nsup - g0 * kSuperPerGroup;
                 p.as = as;
                 const bool last = g0 + p.ngc >= ng;
+                p.aux = aux;
+                p.ldaux = p.ngc * 8;
+                if constexpr (kFold) {
+                    for (int64_t c = 0; c < nc; ++c)
+                        for (int64_t gl = 0; gl < p.ngc; ++gl) {
+                            const __m512i sum = load512(a + c * as + (g0 + gl) * kAG + packed::act_sum_offset(D::LB));
+                            int32_t* e = aux + c * p.ldaux + gl * 8;
+                            if constexpr (D::kMinTerm)
+                                _mm256_storeu_si256(reinterpret_cast<__m256i*>(e), _mm512_cvtepi32_epi16(sum));
+                            else
+                                e[0] = -D::kFoldBias * _mm512_reduce_add_epi32(sum);
+                        }
+                }
                 for (int64_t r0 = rb; r0 < rb1; r0 += 16) {
                     const int64_t rows = min64(16, rb1 - r0);
                     decode(w + r0 * ws, ws, rows, g0, p.ngc, dec);
@@ -258,6 +392,7 @@ struct QRows {
                     p.ldout = last ? ldy : 16;
                     for (int64_t c = 0; c < nc; c += kRC) {
                         p.a = ag + c * as;
+                        p.aux = aux + c * p.ldaux;
                         // The following tile's columns (or this row tile's
                         // first ones, which the next row tile reads).
                         p.next = ag + (c + kRC < nc ? c + kRC : 0) * as;
