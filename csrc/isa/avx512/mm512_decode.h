@@ -79,6 +79,7 @@ struct DecLegacy {  // Q4_0, Q4_1, Q5_0, Q5_1
     static constexpr bool kMinTerm = kMin, kSigned = false;
     static constexpr bool kSuper = false;
     static constexpr int kFoldBias = -1;
+    static constexpr bool kIntScales = false;
     template <int T>
     static __m512i value(const uint8_t* g) { return value_n<T, kQ5>(g); }
     static void scales(const uint8_t* g, __m512& dw, __m512& mw) {
@@ -94,6 +95,7 @@ struct DecQ8_0 {
     static constexpr bool kMinTerm = false, kSigned = true;
     static constexpr bool kSuper = false;
     static constexpr int kFoldBias = -1;
+    static constexpr bool kIntScales = false;
     template <int T>
     static __m512i value(const uint8_t* g) { return load512(g + 64 * T); }
     static void scales(const uint8_t* g, __m512& dw, __m512&) { dw = load_f16x16(g + 512); }
@@ -108,6 +110,20 @@ struct DecK45 {  // Q4_K, Q5_K
     static constexpr int kOffsetShift = -1;
     static constexpr bool kMinTerm = true, kSigned = false;
     static constexpr bool kSuper = true;
+    // Integer scales (mm512_qrows.h): 6-bit SC, MN; per half-group (one
+    // super-block) d[h], dmin[h].
+    static constexpr bool kIntScales = true;
+    static __m512i int_scales(const uint8_t* g) {
+        return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + kSC)));
+    }
+    static __m512i int_mins(const uint8_t* g) {
+        return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + kMN)));
+    }
+    static void super2(const uint8_t* g, float (&d)[2], float (&dmin)[2]) {
+        alignas(16) float f[4];
+        _mm_store_ps(f, _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g + kD))));
+        d[0] = f[0], d[1] = f[1], dmin[0] = f[2], dmin[1] = f[3];
+    }
     template <int T>
     static __m512i value(const uint8_t* g) { return value_n<T, kQ5>(g); }
     static void scales(const uint8_t* g, __m512& dw, __m512& mw) {
@@ -125,6 +141,7 @@ struct DecK45 {  // Q4_K, Q5_K
 struct DecQ6_K {
     static constexpr int LB = 16;
     static constexpr int kFoldBias = -1;  // (q - 32) * sc up to 32 * 128
+    static constexpr bool kIntScales = false;
     static constexpr size_t kBytes = 3 * 64 + 18;
     static constexpr int kOffsetShift = 5;  // q - 32
     static constexpr bool kMinTerm = false, kSigned = false;
@@ -149,6 +166,7 @@ struct DecQ3_K {
     static constexpr bool kSuper = true;
     // (u - 4) * sc with sc in [-32, 31]: [-124, 128] -> + 124: [0, 252]
     static constexpr int kFoldBias = 124;
+    static constexpr bool kIntScales = false;
     static __m512i int_scales(const uint8_t* g) {
         return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 96)));
     }
@@ -180,6 +198,7 @@ struct DecQ2_K {
     static constexpr bool kMinTerm = true, kSigned = false;
     static constexpr bool kSuper = true;
     static constexpr int kFoldBias = 0;  // q * sc in [0, 3 * 15]
+    static constexpr bool kIntScales = false;
     static __m512i int_scales(const uint8_t* g) {
         return _mm512_and_si512(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 64))),
                                 _mm512_set1_epi32(15));

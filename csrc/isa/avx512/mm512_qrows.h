@@ -12,19 +12,28 @@
 //                                    lane block j (u8)
 //   activation:  the column's 4 bytes for (j, t), broadcast (a memory
 //                operand of vpdpbusd: no shuffle, no register)
-// Per (16 rows, column, lane block): LB/4 dot instructions into S, then
-//   accf += float(S) * dw[j]        dw: 16 rows' block scale (f32)
-//   out  += mw[j] * sa              mw: 16 rows' min term, sa: the column's
+// Per (16 rows, column, lane block): LB/4 dot instructions into S. The block
+// scales then enter in one of three ways, by format:
+//  * folded (Q2_K; Q3_K on vpdpbusd): the decode multiplies each value by
+//    its block's integer scale (q * sc fits a byte, plus a bias for Q3_K's
+//    signed product), so S runs over the whole super-block; per super-block
+//      out += (d * S - dmin * sum(mn * bsum)) * da
+//    with sum(mn * bsum) by int16 pair products (vpdpwssd) against the
+//    columns' block sums (the bias: S starts at -bias * sum(a)).
+//  * integer scales (Q4_K, Q5_K: 6-bit): s1 += S * sc per block (vpmulld),
+//    then per super-block the same as folded.
+//  * float (Q6_K; Q3_K on pmaddubsw, whose int16 pair sums the folded bytes
+//    would saturate):
+//      accf += float(S) * dw[j]     dw: 16 rows' block scale (f32)
+//      out  += mw[j] * sa           mw: 16 rows' min term, sa: the column's
 //                                   block sum times its scale (packed.h SA)
-// and once per super-block (256 elements, one Q8_K scale da):
-//   out  += accf * da
-// Formats stored with an offset (Q6_K's q - 32, Q3_K's u - 4) take it in
-// the min term: mw = -offset * dw (sum(a) * da * dw * offset is the offset's
-// share of the block's product).
+//    and per super-block out += accf * da. Offsets (Q6_K's q - 32, Q3_K's
+//    u - 4) are a min term: mw = -offset * dw.
 //
 // Decoded chunk (one 16-row tile, kChunkGroups groups), per group:
 //   16 lane blocks x LB/4 value vectors   (j * LB/4 + t) * 64
-//   DW[16], MW[16]                         f32 vectors, lane r = row r
+//   then the scales of the variant (QRows: kFold*, kInt*, or DW[16], MW[16]
+//   f32 vectors), lane r = row r.
 // Rows past the last one are decoded from a valid row and never stored.
 #pragma once
 #include "isa/avx512/mm512_common.h"
@@ -104,6 +113,17 @@ struct QRows {
     static constexpr bool kFold = D::kFoldBias >= 0 && (Dot::kVnni || D::kFoldBias == 0);
     static constexpr size_t kFoldD = 16 * NV * 64, kFoldDmin = kFoldD + 64, kFoldMins = kFoldD + 128;
     static_assert(!kFold || (D::LB == 16 && kFoldMins + 8 * 64 <= kDecGroup), "folded group layout");
+    // Integer block scales (Q4_K, Q5_K: 6-bit): S * sc summed in int32 over
+    // a super-block (|S * sc| <= 32 * 31 * 128 * 63, 8 of them < 2^31).
+    // Layout after the value vectors: SC[16] int32 vectors (lane r = row r),
+    // then per half h (super-block) d[h], -dmin[h] (f32) and 4 vectors of
+    // minimum pairs (blocks 8h + 2p, 8h + 2p + 1).
+    static constexpr bool kInt = !kFold && D::kIntScales;
+    static constexpr size_t kIntSC = 16 * NV * 64, kIntD = kIntSC + 16 * 64, kIntDmin = kIntD + 128,
+                            kIntMins = kIntDmin + 128;
+    static_assert(!kInt || (D::LB == 32 && kIntMins + 8 * 64 <= kDecGroup), "int-scale group layout");
+    // The tile needs the columns' block sums as int16 pairs (aux).
+    static constexpr bool kAuxPairs = (kFold && D::kMinTerm) || kInt;
 
     template <int T>
     static void decode_values(const uint8_t* const (&g)[16], uint8_t* dg) {
@@ -159,6 +179,28 @@ struct QRows {
         }
     }
 
+    static void decode_int_scales(const uint8_t* const (&g)[16], uint8_t* dg) {
+        __m512i v[16];
+        for (int r = 0; r < 16; ++r) v[r] = D::int_scales(g[r]);
+        transpose16x16(v);
+        for (int j = 0; j < 16; ++j) _mm512_store_si512(dg + kIntSC + j * 64, v[j]);
+        alignas(64) float d[2][16], dmin[2][16];
+        for (int r = 0; r < 16; ++r) {
+            float dr[2], mr[2];
+            D::super2(g[r], dr, mr);
+            d[0][r] = dr[0], d[1][r] = dr[1], dmin[0][r] = -mr[0], dmin[1][r] = -mr[1];
+        }
+        for (int h = 0; h < 2; ++h) {
+            _mm512_store_ps(reinterpret_cast<float*>(dg + kIntD + h * 64), _mm512_load_ps(d[h]));
+            _mm512_store_ps(reinterpret_cast<float*>(dg + kIntDmin + h * 64), _mm512_load_ps(dmin[h]));
+        }
+        for (int r = 0; r < 16; ++r) v[r] = D::int_mins(g[r]);
+        transpose16x16(v);
+        for (int q = 0; q < 8; ++q)
+            _mm512_store_si512(dg + kIntMins + q * 64, _mm512_or_si512(_mm512_and_si512(v[2 * q], _mm512_set1_epi32(0xFFFF)),
+                                                                        _mm512_slli_epi32(v[2 * q + 1], 16)));
+    }
+
     // Groups [g0, g0 + ngc) of rows w[0 .. nr) -> dec (layout above).
     static void decode(const uint8_t* w, size_t ws, int64_t nr, int64_t g0, int64_t ngc, uint8_t* dec) {
         for (int64_t gl = 0; gl < ngc; ++gl) {
@@ -167,6 +209,11 @@ struct QRows {
             uint8_t* dg = dec + gl * kDecGroup;
             if constexpr (kFold) {
                 decode_group_folded(g, dg);
+                continue;
+            }
+            if constexpr (kInt) {
+                decode_values<0>(g, dg);
+                decode_int_scales(g, dg);
                 continue;
             }
             decode_values<0>(g, dg);
@@ -232,6 +279,64 @@ struct QRows {
         }
     }
 
+    // Integer-scale tile: per lane block S, then s1 += S * sc (int32); per
+    // super-block out += (d * s1 - dmin * sum(mn * block sum)) * da.
+    template <int C>
+    static void tile_int(const Args& p) {
+        const size_t as = p.as;
+        __m512 out[C];
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) out[c] = p.yin ? _mm512_load_ps(p.yin + c * p.ldin) : _mm512_setzero_ps();
+        for (int64_t gl = 0; gl < p.ngc; ++gl) {
+            const uint8_t* dg = p.dec + gl * kDecGroup;
+            const uint8_t* ag[C];
+            const int32_t* xg[C];
+#pragma GCC unroll 8
+            for (int c = 0; c < C; ++c) {
+                ag[c] = p.a + c * as + gl * kAG;
+                xg[c] = p.aux + c * p.ldaux + gl * 8;
+            }
+            const int hs = static_cast<int>(min64(kSuperPerGroup, p.nsup - gl * kSuperPerGroup));
+            for (int h = 0; h < hs; ++h) {
+                __m512i s1[C];
+#pragma GCC unroll 8
+                for (int c = 0; c < C; ++c) s1[c] = _mm512_setzero_si512();
+                for (int j = h * kLanesPerSuper; j < (h + 1) * kLanesPerSuper; ++j) {
+                    prefetch_next<C>(p.next, as, gl, j);
+                    const uint8_t* ac[C];
+#pragma GCC unroll 8
+                    for (int c = 0; c < C; ++c) ac[c] = ag[c] + 4 * j;
+                    __m512i S[C];
+#pragma GCC unroll 8
+                    for (int c = 0; c < C; ++c) S[c] = _mm512_setzero_si512();
+                    dots<0, C>(S, dg + j * NV * 64, ac);
+                    const __m512i sc = _mm512_load_si512(dg + kIntSC + j * 64);
+#pragma GCC unroll 8
+                    for (int c = 0; c < C; ++c) s1[c] = _mm512_add_epi32(s1[c], _mm512_mullo_epi32(S[c], sc));
+                }
+                __m512i M[C];
+#pragma GCC unroll 8
+                for (int c = 0; c < C; ++c) M[c] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; ++q) {
+                    const __m512i mn = _mm512_load_si512(dg + kIntMins + (h * 4 + q) * 64);
+#pragma GCC unroll 8
+                    for (int c = 0; c < C; ++c) M[c] = Dot::dot16(M[c], mn, _mm512_set1_epi32(xg[c][h * 4 + q]));
+                }
+                const __m512 d = _mm512_load_ps(reinterpret_cast<const float*>(dg + kIntD + h * 64));
+                const __m512 ndmin = _mm512_load_ps(reinterpret_cast<const float*>(dg + kIntDmin + h * 64));
+#pragma GCC unroll 8
+                for (int c = 0; c < C; ++c) {
+                    const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(M[c]), ndmin,
+                                                     _mm512_mul_ps(_mm512_cvtepi32_ps(s1[c]), d));
+                    out[c] = _mm512_fmadd_ps(t, bcast_f32(ag[c] + kDA + 4 * h * kLanesPerSuper), out[c]);
+                }
+            }
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(p.yout + c * p.ldout, p.mask, out[c]);
+    }
+
     // Folded tile: per super-block and column, one integer sum over all its
     // lane blocks (the scales are in the weights), the minimum's
     // sum(mn * block sum) by int16 pair products, then
@@ -287,6 +392,7 @@ struct QRows {
     template <int C>
     static void tile(const Args& p) {
         if constexpr (kFold) return tile_folded<C>(p);
+        if constexpr (kInt) return tile_int<C>(p);
         const uint8_t* const dec = p.dec;
         const uint8_t* const a = p.a;
         const uint8_t* const next = p.next;
@@ -356,7 +462,7 @@ struct QRows {
         // Folded: per chunk, column and group, 8 int32 for the tile: the
         // block sums as int16 pairs (for the minimum), or -kFoldBias times
         // the super-block's sum (the bias of the folded bytes).
-        int32_t* aux = kFold ? static_cast<int32_t*>(matmul_scratch(2, sizeof(int32_t) * 8 * kChunkGroups * nc))
+        int32_t* aux = kFold || kInt ? static_cast<int32_t*>(matmul_scratch(2, sizeof(int32_t) * 8 * kChunkGroups * nc))
                              : nullptr;
         const TileFn full = tile<kRC>;
         const TileFn part = pick(static_cast<int>(nc % kRC), std::make_integer_sequence<int, kRC - 1>{});
@@ -371,12 +477,12 @@ struct QRows {
                 const bool last = g0 + p.ngc >= ng;
                 p.aux = aux;
                 p.ldaux = p.ngc * 8;
-                if constexpr (kFold) {
+                if constexpr (kFold || kInt) {
                     for (int64_t c = 0; c < nc; ++c)
                         for (int64_t gl = 0; gl < p.ngc; ++gl) {
                             const __m512i sum = load512(a + c * as + (g0 + gl) * kAG + packed::act_sum_offset(D::LB));
                             int32_t* e = aux + c * p.ldaux + gl * 8;
-                            if constexpr (D::kMinTerm)
+                            if constexpr (kAuxPairs)
                                 _mm256_storeu_si256(reinterpret_cast<__m256i*>(e), _mm512_cvtepi32_epi16(sum));
                             else
                                 e[0] = -D::kFoldBias * _mm512_reduce_add_epi32(sum);
