@@ -11,14 +11,16 @@ to, and is compared with the memory read bandwidth measured in the same run
 Reported: mat-vec GFLOPS and GB/s of weight bytes (ggml's size of W) and, for
 the set larger than the LLC, that rate as a % of the read bandwidth measured
 right before it (same thread count; on a shared machine the bandwidth drifts
-with the other load, so each cell gets its own); mat-mat GFLOPS. Times are the
+with the other load, so each cell gets its own); mat-mat GFLOPS, also against
+numpy's sgemm measured in the same run (the f32 FMA limit that F32 and F16
+mat-mat cannot pass on a CPU without f16 arithmetic). Times are the
 best of the repetitions (the median is kept in the JSON as well). Weights are kquants.PreparedWeight (packed once, as a model
 holds them); the unprepared call (packing row chunks on the fly) is timed
 for the best ISA at 1 thread. Results: benchmarks/results/bench_matmul.json
 and bench_matmul.md. The 1-thread best-ISA numbers are compared with the
 llama.cpp targets of issue 3.
 
-Default run: ~10 minutes on 2 cores. --full: more repetitions and the
+Default run: ~2-3 minutes on 2 cores. --full: more repetitions and the
 generic (scalar) kernels at n=1 as well; --quick: a few types, for a smoke test.
 """
 from __future__ import annotations
@@ -28,9 +30,11 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -75,6 +79,34 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+_SGEMM = """
+import time
+import numpy as np
+a = np.random.default_rng(0).standard_normal((512, 4096), dtype=np.float32)
+b = np.random.default_rng(1).standard_normal((4096, 4096), dtype=np.float32)
+a @ b
+best = 1e9
+for _ in range(5):
+    t0 = time.perf_counter()
+    a @ b
+    best = min(best, time.perf_counter() - t0)
+print(2.0 * 512 * 4096 * 4096 / best / 1e9)
+"""
+
+
+def sgemm_gflops(threads: int) -> Optional[float]:
+    """The f32 FMA-bound reference: numpy's sgemm (its BLAS, e.g. OpenBLAS)
+    on [512, 4096] x [4096, 4096], limited to `threads`, in a subprocess (the
+    BLAS reads its thread count at import). None if it cannot run."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
+    try:
+        out = subprocess.run([sys.executable, "-c", _SGEMM], env=env, capture_output=True, text=True, timeout=300)
+        return float(out.stdout.strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None
 
 
 def make_weights(name: str, m: int, k: int, rng) -> np.ndarray:
@@ -133,6 +165,7 @@ def main() -> int:
     load0 = os.getloadavg()
     started = time.time()
     bw = {t: _core.read_bandwidth_gbs(2 * llc, t, 3) for t in threads}
+    sgemm = {t: sgemm_gflops(t) for t in threads}
     print(f"# {cpu_model()}, LLC {llc >> 20} MiB, ISAs {isas}, threads {threads}; "
           f"read bandwidth {', '.join(f'{t} thr {v:.1f} GB/s' for t, v in bw.items())}", flush=True)
 
@@ -192,7 +225,8 @@ def main() -> int:
             print(f"{name:5s} llama.cpp  " + "  ".join(
                 f"thr={t} n=1: {v[1]:6.1f} n={n}: {v[n]:6.1f} GFLOPS" for t, v in llama[name].items()), flush=True)
 
-    meta = {"cpu": cpu_model(), "llc_bytes": llc, "read_bandwidth_gbs": bw, "m": m, "k": k, "n": n,
+    meta = {"cpu": cpu_model(), "llc_bytes": llc, "read_bandwidth_gbs": bw, "sgemm_gflops": sgemm,
+            "m": m, "k": k, "n": n,
             "isas": isas, "threads": threads, "system_info": info, "kquants": kquants.__version__,
             "load_avg_start": load0, "load_avg_end": os.getloadavg(),
             "seconds": round(time.time() - started, 1), "args": vars(args),
@@ -216,6 +250,12 @@ def markdown(meta, results, best_isa, llama=None) -> str:
         "# kquants.matmul benchmark",
         "",
         f"CPU: {meta['cpu']}; LLC {meta['llc_bytes'] >> 20} MiB; streaming read bandwidth at the start {bw}.",
+        "",
+        "Compute reference (f32 FMA bound): numpy's sgemm [512, 4096] x [4096, 4096] in the same run: "
+        + ", ".join(f"{t} thread{'s' if int(t) > 1 else ''}: " + (f"{v:.1f} GFLOPS" if v else "not measured")
+                    for t, v in meta.get("sgemm_gflops", {}).items())
+        + ". F32 and F16 mat-mat are f32 FMAs (AVX-512 has no f16 arithmetic on this CPU), so a goal above "
+          "this rate is past the hardware's limit; the sgemm column gives each mat-mat rate against it.",
         f"W [{m}, {k}] (PreparedWeight), x [n, {k}] float32; load average {la0} at start, {la1} at end; "
         f"{meta['seconds']} s. Command: `python benchmarks/bench_matmul.py"
         + (" --full" if meta["args"]["full"] else "") + "`.",
@@ -227,6 +267,10 @@ def markdown(meta, results, best_isa, llama=None) -> str:
                          "llama-cpp-python not installed)."),
         "",
     ]
+
+    def vs_sgemm(r):
+        ref = meta.get("sgemm_gflops", {}).get(r["threads"]) or meta.get("sgemm_gflops", {}).get(str(r["threads"]))
+        return f"{r['mm_gflops'] / ref:.2f}x" if ref else "-"
 
     def ratio(v, ref, goal):
         if not ref:
@@ -244,8 +288,8 @@ def markdown(meta, results, best_isa, llama=None) -> str:
             "% bw below 80%. cpu-time: the same calls timed by process CPU time (all threads).",
             "",
             "| type | n=1 | llama.cpp | ratio | n=1 >LLC % bw | n=1 unprepared | n=1 cpu-time "
-            f"| n={n} | llama.cpp | ratio | n={n} cpu-time |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| n={n} | llama.cpp | ratio | n={n} cpu-time | n={n} / sgemm |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in results:
             if r["isa"] != best_isa or r["threads"] != th:
@@ -261,7 +305,7 @@ def markdown(meta, results, best_isa, llama=None) -> str:
                 f"| {ratio(r['mv_gflops'], t1, GOAL[1])} "
                 f"| {r['mv_big_pct_bw']:.0f}%{'' if r['mv_big_pct_bw'] >= 80 else ' (miss)'} | {unprep} "
                 f"| {r['mv_cpu_gflops']:.1f} | {r['mm_gflops']:.1f} | {f'{tn:.1f}' if tn else '-'} "
-                f"| {ratio(r['mm_gflops'], tn, GOAL[512])} | {r['mm_cpu_gflops']:.1f} |")
+                f"| {ratio(r['mm_gflops'], tn, GOAL[512])} | {r['mm_cpu_gflops']:.1f} | {vs_sgemm(r)} |")
         lines.append("")
     if measured:
         lines += ["Issue 3's quoted test-backend-ops numbers (1 thread, the machine of the issue), for reference: "

@@ -359,6 +359,11 @@ void register_quant_kernels(KernelSet& ks) {
         k.vec_dot = e.dot;
         k.layout = packed::weight_layout(e.id);
         k.gemm_row_align = kQR1;  // mat-vec tasks in whole 8-row tiles
+        // A k-quant mat-mat call streams every activation column once per
+        // row block (mm512_qrows.h): unprepared weights are packed in row
+        // chunks of a whole block at least (Q6_K at n=512: 204 -> 252
+        // GFLOPS; 32-row L2-sized chunks re-read the activations 4x as often).
+        if (packed::weight_layout(e.id)->act == TypeId::Q8_K) k.gemm_min_rows = static_cast<int>(kRBlock);
     }
 }
 
