@@ -29,10 +29,10 @@ def _k_of(name: str, what: str) -> int:
 
 
 # (id, m, k kind, n): rows not a multiple of any tile (37, 5, 67, 19, 150), k
-# of exactly one block, large k, odd k, and n = 1, 7, 512. From 16 columns on
-# the AVX-512 k-quant mat-mat takes k in chunks and rows in blocks of 128:
-# large_k_n43 and k_odd_n19 run several chunks, a partial column tile and a
-# partial last row block.
+# of exactly one block, large k, odd k, and n = 1, 7, 512. From 32 columns on
+# (96 for Q4_K, Q5_K) the AVX-512 k-quant mat-mat takes k in chunks and rows
+# in blocks of 128: large_k_n100 and k_odd_n40 run several chunks, a partial
+# column tile and a partial last row block.
 SHAPES = [
     ("one_block_n7", 37, "one_block", 7),
     ("m67_n1", 67, "small", 1),
@@ -41,8 +41,8 @@ SHAPES = [
     ("large_k_n1", 9, "large", 1),
     ("m37_n512", 37, "small", 512),
     ("k_odd_n9", 19, "odd", 9),  # k not a multiple of any vector or group
-    ("k_odd_n19", 37, "odd", 19),
-    ("large_k_n43", 150, "large", 43),
+    ("k_odd_n40", 37, "odd", 40),
+    ("large_k_n100", 150, "large", 100),
 ]
 
 

@@ -1,6 +1,6 @@
 // k-quant mat-mat with weight rows in the lanes (AVX-512), for prompt
 // batches. Included by mm512_quant.h, which sends the k-quants' gemm here
-// from kQRowsMinCols columns on.
+// from QRows::kMinCols columns on.
 //
 // Why. The R x C tile kernels of mm512_quant.h keep a row's lane blocks in
 // the lanes, so every (row, column, group of 16 lane blocks) ends in a float
@@ -89,8 +89,6 @@ inline __m512 bcast_f32(const uint8_t* p) {
 // Columns per tile: 3 accumulators each (S, accf, out) x 8 = 24 zmm, plus
 // the value vector and the two scale vectors.
 constexpr int kRC = 8;
-// Fewer columns than this: the R x C tiles (the decode would not pay off).
-constexpr int64_t kQRowsMinCols = 16;
 // Rows per block: their outputs for every column (128 rows x 512 columns x
 // 4 bytes = 256 KiB) stay in L2 while the k chunks go by.
 constexpr int64_t kRBlock = 128;
@@ -124,6 +122,12 @@ struct QRows {
     static_assert(!kInt || (D::LB == 32 && kIntMins + 8 * 64 <= kDecGroup), "int-scale group layout");
     // The tile needs the columns' block sums as int16 pairs (aux).
     static constexpr bool kAuxPairs = (kFold && D::kMinTerm) || kInt;
+    // Fewer columns than this: the R x C tiles of mm512_quant.h, which do
+    // not pay for a decode per 16 rows and k chunk. Measured at k = 4096
+    // and 14336 (1 thread): folded and float variants pass them at ~32
+    // columns, the integer-scale one (Q4_K) at ~96 (k = 4096, n = 64:
+    // 280 vs 290 GFLOPS; n = 128: 300 vs 290).
+    static constexpr int64_t kMinCols = kInt ? 96 : 32;
 
     template <int T>
     static void decode_values(const uint8_t* const (&g)[16], uint8_t* dg) {

@@ -241,7 +241,7 @@ struct QGemm {
         // kept at link time, possibly the one built with this folder's flags).
         const int64_t ng = (k / D::LB + packed::kGroup - 1) / packed::kGroup;
         if constexpr (D::kSuper) {
-            if (nc >= kQRowsMinCols) return QRows<D, Dot>::gemm(k, wb, ws, nr, ab, as, nc, y, ldy);
+            if (nc >= QRows<D, Dot>::kMinCols) return QRows<D, Dot>::gemm(k, wb, ws, nr, ab, as, nc, y, ldy);
         }
         const int64_t cb = max64(kQC, static_cast<int64_t>(kQActBlock / as) / kQC * kQC);
         if (nc <= kQC) {  // one column tile (mat-vec): nothing to share between tiles
