@@ -89,7 +89,8 @@ struct QTile {
     // ones a single call makes, in the same order.
     template <int R, int C>
     static void run_part(int64_t ng, int64_t g0, int64_t g1, const uint8_t* w, size_t ws, const uint8_t* a, size_t as,
-                         float* y, int64_t ldy, const float* pre, float* accb, bool first, bool last) {
+                         float* y, int64_t ldy, const float* pre, float* accb, bool first, bool last,
+                         const uint8_t* pf = nullptr) {
         __m512 acc[R][C];
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r)
@@ -100,6 +101,13 @@ struct QTile {
             const uint8_t* ag[C];
 #pragma GCC unroll 8
             for (int r = 0; r < R; ++r) wg[r] = w + r * ws + gi * D::kBytes;
+            // pf: the next row tile, whose group gi is fetched into L2
+            // while this one computes (mat-vec: short rows, Q2_K's 4.7 KiB,
+            // end before the hardware prefetcher has ramped up on them).
+            if (pf)
+                for (int r = 0; r < R; ++r)
+                    for (size_t o = 0; o < D::kBytes; o += 64)
+                        _mm_prefetch(reinterpret_cast<const char*>(pf + r * ws + gi * D::kBytes + o), _MM_HINT_T1);
 #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) ag[c] = a + c * as + gi * kAG;
             __m512i S[R][C];
@@ -222,7 +230,7 @@ template <class D, class Dot>
 struct QGemm {
     using Tile = QTile<D, Dot>;
     using Fn = void (*)(int64_t, int64_t, int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t,
-                        const float*, float*, bool, bool);
+                        const float*, float*, bool, bool, const uint8_t*);
     template <int R>
     static Fn pick(int c) {
         return c == 1 ? Tile::template run_part<R, 1> : c == 2 ? Tile::template run_part<R, 2>
@@ -249,11 +257,11 @@ struct QGemm {
             if (nc == 1)
                 for (; r8 + kQR1 <= nr; r8 += kQR1)
                     Tile::template run_part<kQR1, 1>(ng, 0, ng, wb + r8 * ws, ws, ab, as, y + r8, ldy, nullptr, nullptr,
-                                                     true, true);
+                                                     true, true, r8 + 2 * kQR1 <= nr ? wb + (r8 + kQR1) * ws : nullptr);
             for (int64_t r0 = r8; r0 < nr; r0 += kQR) {
                 const int rr = static_cast<int>(min64(kQR, nr - r0));
                 tile(rr, static_cast<int>(nc))(ng, 0, ng, wb + r0 * ws, ws, ab, as, y + r0, ldy, nullptr, nullptr,
-                                               true, true);
+                                               true, true, nullptr);
             }
             return;
         }
@@ -292,7 +300,7 @@ struct QGemm {
                             _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T1);
                         }
                         tile(rr, cc)(ng, g0, g1, wb + r0 * ws, ws, ab + c * as, as, y + c * ldy + r0, ldy, pre,
-                                     accb ? accb + (c - c0) / kQC * kQTileAcc : nullptr, g0 == 0, g1 == ng);
+                                     accb ? accb + (c - c0) / kQC * kQTileAcc : nullptr, g0 == 0, g1 == ng, nullptr);
                     }
                 }
             }
