@@ -53,8 +53,12 @@ struct EBF16 {
 constexpr int kGemvRows = 4;     // weight rows per tile (shares activation loads)
 constexpr int kGemvMaxCols = 4;  // columns per tile; more go to the packed kernel
 
+// pf: null, or the next tile's first row: its rows are fetched into L2 a
+// step at a time while this tile computes (more weight streams in flight
+// than the hardware prefetcher keeps on its own).
 template <class W, class A, int R, int C>
-void gemv_tile(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, int64_t ldy) {
+void gemv_tile(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, int64_t ldy,
+               const uint8_t* pf = nullptr) {
     const typename W::T* wr[R];
     const typename A::T* ac[C];
     for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const typename W::T*>(w + r * ws);
@@ -64,6 +68,9 @@ void gemv_tile(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t 
         for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= k; i += 16) {
+        if (pf)
+            for (int r = 0; r < R; ++r)
+                _mm_prefetch(reinterpret_cast<const char*>(pf + r * ws + i * sizeof(typename W::T)), _MM_HINT_T1);
         __m512 av[C];
         for (int c = 0; c < C; ++c) av[c] = A::load(ac[c] + i);
         for (int r = 0; r < R; ++r) {
@@ -86,7 +93,7 @@ void gemv_tile(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t 
 
 template <class W, class A>
 struct Gemv {
-    using Fn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t);
+    using Fn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t, const uint8_t*);
     template <int R>
     static constexpr Fn pick(int c) {
         return c == 1 ? gemv_tile<W, A, R, 1> : c == 2 ? gemv_tile<W, A, R, 2> : c == 3 ? gemv_tile<W, A, R, 3>
@@ -97,9 +104,13 @@ struct Gemv {
         for (int64_t c0 = 0; c0 < nc; c0 += kGemvMaxCols) {
             const int cc = static_cast<int>(min64(kGemvMaxCols, nc - c0));
             int64_t r0 = 0;
+            if (cc == 1)
+                for (; r0 + kGemvRows <= nr; r0 += kGemvRows)
+                    gemv_tile<W, A, kGemvRows, 1>(k, w + r0 * ws, ws, a + c0 * as, as, y + c0 * ldy + r0, ldy,
+                                                  r0 + 2 * kGemvRows <= nr ? w + (r0 + kGemvRows) * ws : nullptr);
             for (; r0 + kGemvRows <= nr; r0 += kGemvRows)
-                pick<kGemvRows>(cc)(k, w + r0 * ws, ws, a + c0 * as, as, y + c0 * ldy + r0, ldy);
-            for (; r0 < nr; ++r0) pick<1>(cc)(k, w + r0 * ws, ws, a + c0 * as, as, y + c0 * ldy + r0, ldy);
+                pick<kGemvRows>(cc)(k, w + r0 * ws, ws, a + c0 * as, as, y + c0 * ldy + r0, ldy, nullptr);
+            for (; r0 < nr; ++r0) pick<1>(cc)(k, w + r0 * ws, ws, a + c0 * as, as, y + c0 * ldy + r0, ldy, nullptr);
         }
     }
 };
