@@ -37,8 +37,12 @@ __m256 load_tail(const typename E::T* p, int64_t n) {
 // ---- gemv ----------------------------------------------------------------------
 constexpr int kGemvRows = 4, kGemvCols = 2, kGemvMaxCols = 4;
 
+// pf: null, or the next tile's first row, fetched into L2 a step (every
+// other step for 16-bit rows: 64 bytes per row) at a time while this tile
+// computes, as in the avx512 folder.
 template <class W, class A, int R, int C>
-void gemv_tile(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, int64_t ldy) {
+void gemv_tile(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, int64_t ldy,
+               const uint8_t* pf = nullptr) {
     const typename W::T* wr[R];
     const typename A::T* ac[C];
     for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const typename W::T*>(w + r * ws);
@@ -48,6 +52,9 @@ void gemv_tile(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t 
         for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 8 <= k; i += 8) {
+        if (pf && (i * sizeof(typename W::T)) % 64 == 0)
+            for (int r = 0; r < R; ++r)
+                _mm_prefetch(reinterpret_cast<const char*>(pf + r * ws + i * sizeof(typename W::T)), _MM_HINT_T1);
         __m256 av[C];
         for (int c = 0; c < C; ++c) av[c] = A::load(ac[c] + i);
         for (int r = 0; r < R; ++r) {
@@ -73,12 +80,14 @@ void gemv(int64_t k, const uint8_t* w, size_t ws, int64_t nr, const uint8_t* a, 
     for (int64_t c0 = 0; c0 < nc; c0 += kGemvCols) {
         const bool two = nc - c0 >= 2;
         int64_t r0 = 0;
-        for (; r0 + kGemvRows <= nr; r0 += kGemvRows)
+        for (; r0 + kGemvRows <= nr; r0 += kGemvRows) {
+            const uint8_t* pf = !two && r0 + 2 * kGemvRows <= nr ? w + (r0 + kGemvRows) * ws : nullptr;
             (two ? gemv_tile<W, A, kGemvRows, 2> : gemv_tile<W, A, kGemvRows, 1>)(k, w + r0 * ws, ws, a + c0 * as, as,
-                                                                                 y + c0 * ldy + r0, ldy);
+                                                                                 y + c0 * ldy + r0, ldy, pf);
+        }
         for (; r0 < nr; ++r0)
             (two ? gemv_tile<W, A, 1, 2> : gemv_tile<W, A, 1, 1>)(k, w + r0 * ws, ws, a + c0 * as, as,
-                                                                   y + c0 * ldy + r0, ldy);
+                                                                   y + c0 * ldy + r0, ldy, nullptr);
     }
 }
 

@@ -160,8 +160,11 @@ struct QTile {
         if constexpr (T + 1 < NV) step<T + 1, R, C>(S, wg, ag, h);
     }
 
+    // pf: null, or the next row tile, whose group gi is fetched into L2 while
+    // this tile computes (see the avx512 folder's mat-vec).
     template <int R, int C>
-    static void run(int64_t ng, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, int64_t ldy) {
+    static void run(int64_t ng, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, int64_t ldy,
+                    const uint8_t* pf = nullptr) {
         __m256 acc[R][C];
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r)
@@ -174,6 +177,10 @@ struct QTile {
             for (int r = 0; r < R; ++r) wg[r] = w + r * ws + gi * D::kBytes;
 #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) ag[c] = a + c * as + gi * kAG;
+            if (pf)
+                for (int r = 0; r < R; ++r)
+                    for (size_t o = 0; o < D::kBytes; o += 64)
+                        _mm_prefetch(reinterpret_cast<const char*>(pf + r * ws + gi * D::kBytes + o), _MM_HINT_T1);
             for (int h = 0; h < 2; ++h) {
                 __m256i S[R][C];
 #pragma GCC unroll 8
@@ -207,13 +214,15 @@ struct QTile {
 };
 
 constexpr int kQR = 2, kQC = 2;  // 2 x 2 x 2 accumulators + operands in 16 ymm
+// One column: 4-row tiles (2 x 4 accumulators), each prefetching the next.
+constexpr int kQR1 = 4;
 constexpr size_t kQActBlock = 512 * 1024;
 
 template <class D>
 void gemm_q(int64_t k, const void* w, size_t ws, int64_t nr, const void* a, size_t as, int64_t nc, float* y,
             int64_t ldy) {
     using Tile = QTile<D>;
-    using Fn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t);
+    using Fn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t, const uint8_t*);
     static constexpr Fn kTiles[2][2] = {{Tile::template run<1, 1>, Tile::template run<1, 2>},
                                         {Tile::template run<2, 1>, Tile::template run<2, 2>}};
     const uint8_t* wb = static_cast<const uint8_t*>(w);
@@ -222,6 +231,14 @@ void gemm_q(int64_t k, const void* w, size_t ws, int64_t nr, const void* a, size
     // calls no inline function of shared headers (one copy of it would be
     // kept at link time, possibly the one built with this folder's flags).
     const int64_t ng = (k / D::LB + packed::kGroup - 1) / packed::kGroup;
+    if (nc == 1) {
+        int64_t r0 = 0;
+        for (; r0 + kQR1 <= nr; r0 += kQR1)
+            Tile::template run<kQR1, 1>(ng, wb + r0 * ws, ws, ab, as, y + r0, ldy,
+                                        r0 + 2 * kQR1 <= nr ? wb + (r0 + kQR1) * ws : nullptr);
+        for (; r0 < nr; ++r0) Tile::template run<1, 1>(ng, wb + r0 * ws, ws, ab, as, y + r0, ldy, nullptr);
+        return;
+    }
     const int64_t cb = max64(kQC, static_cast<int64_t>(kQActBlock / as) / kQC * kQC);
     for (int64_t c0 = 0; c0 < nc; c0 += cb) {
         const int64_t c1 = min64(nc, c0 + cb);
@@ -229,7 +246,7 @@ void gemm_q(int64_t k, const void* w, size_t ws, int64_t nr, const void* a, size
             const int rr = static_cast<int>(min64(kQR, nr - r0));
             for (int64_t c = c0; c < c1; c += kQC) {
                 const int cc = static_cast<int>(min64(kQC, c1 - c));
-                kTiles[rr - 1][cc - 1](ng, wb + r0 * ws, ws, ab + c * as, as, y + c * ldy + r0, ldy);
+                kTiles[rr - 1][cc - 1](ng, wb + r0 * ws, ws, ab + c * as, as, y + c * ldy + r0, ldy, nullptr);
             }
         }
     }
@@ -276,7 +293,7 @@ void register_matmul_quant(KernelSet& ks) {
         k.gemm = e.gemm;
         k.vec_dot = e.dot;
         k.layout = packed::weight_layout(e.id);
-        k.gemm_row_align = kQR;
+        k.gemm_row_align = kQR1;  // mat-vec tasks in whole 4-row tiles
     }
 }
 
