@@ -26,12 +26,17 @@ inline __mmask32 low_mask32(int64_t n) {
 }
 inline __m512bh as_bh(__m512i v) { return reinterpret_cast<__m512bh>(v); }
 
+// pf: null, or the next tile's first row, fetched into L2 a line per row
+// per step while this tile computes (as the avx512 float mat-vec).
 template <int R, int C>
-void gemv_tile(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, int64_t ldy) {
+void gemv_tile(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, int64_t ldy,
+               const uint8_t* pf) {
     __m512 acc[R][C];
     for (int r = 0; r < R; ++r)
         for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
     for (int64_t i = 0; i < k; i += 32) {
+        if (pf)
+            for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(pf + r * ws + 2 * i), _MM_HINT_T1);
         const __mmask32 m = low_mask32(k - i);
         __m512i av[C];
         for (int c = 0; c < C; ++c) av[c] = _mm512_maskz_loadu_epi16(m, a + c * as + 2 * i);
@@ -44,15 +49,16 @@ void gemv_tile(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t 
         for (int r = 0; r < R; ++r) y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
-using GemvFn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t);
+using GemvFn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, float*, int64_t, const uint8_t*);
 constexpr GemvFn kGemv[2][4] = {{gemv_tile<1, 1>, gemv_tile<1, 2>, gemv_tile<1, 3>, gemv_tile<1, 4>},
                                 {gemv_tile<4, 1>, gemv_tile<4, 2>, gemv_tile<4, 3>, gemv_tile<4, 4>}};
 
 void gemv(int64_t k, const uint8_t* w, size_t ws, int64_t nr, const uint8_t* a, size_t as, int64_t nc, float* y,
           int64_t ldy) {
     int64_t r0 = 0;
-    for (; r0 + 4 <= nr; r0 += 4) kGemv[1][nc - 1](k, w + r0 * ws, ws, a, as, y + r0, ldy);
-    for (; r0 < nr; ++r0) kGemv[0][nc - 1](k, w + r0 * ws, ws, a, as, y + r0, ldy);
+    for (; r0 + 4 <= nr; r0 += 4)
+        kGemv[1][nc - 1](k, w + r0 * ws, ws, a, as, y + r0, ldy, nc == 1 && r0 + 8 <= nr ? w + (r0 + 4) * ws : nullptr);
+    for (; r0 < nr; ++r0) kGemv[0][nc - 1](k, w + r0 * ws, ws, a, as, y + r0, ldy, nullptr);
 }
 
 // ---- packed mat-mat on k pairs ------------------------------------------------
@@ -138,7 +144,7 @@ void gemm_bf16(int64_t k, const void* w, size_t ws, int64_t nr, const void* a, s
 
 float vec_dot_bf16(int64_t k, const void* w, const void* a) {
     float y;
-    gemv_tile<1, 1>(k, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), 0, &y, 1);
+    gemv_tile<1, 1>(k, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(a), 0, &y, 1, nullptr);
     return y;
 }
 
