@@ -283,50 +283,62 @@ struct QRows {
         }
     }
 
-    // Integer-scale tile: per lane block S, then s1 += S * sc (int32); per
-    // super-block out += (d * s1 - dmin * sum(mn * block sum)) * da.
-    template <int C>
-    static void tile_int(const Args& p) {
-        const size_t as = p.as;
+    // The frame every tile variant shares: out[c] (the 16 rows of column c)
+    // from the earlier chunks' partial sums or zero; per decoded group gl,
+    // group(gl, dg, ag, xg, out) with the group's decoded bytes dg, column
+    // c's activations ag[c] and aux terms xg[c]; the masked store.
+    template <int C, class Group>
+    [[gnu::always_inline]] static inline void frame(const Args& p, Group&& group) {
         __m512 out[C];
 #pragma GCC unroll 8
         for (int c = 0; c < C; ++c) out[c] = p.yin ? _mm512_load_ps(p.yin + c * p.ldin) : _mm512_setzero_ps();
         for (int64_t gl = 0; gl < p.ngc; ++gl) {
-            const uint8_t* dg = p.dec + gl * kDecGroup;
             const uint8_t* ag[C];
             const int32_t* xg[C];
 #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) {
-                ag[c] = p.a + c * as + gl * kAG;
-                xg[c] = p.aux + c * p.ldaux + gl * 8;
+                ag[c] = p.a + c * p.as + gl * kAG;
+                xg[c] = p.aux ? p.aux + c * p.ldaux + gl * 8 : nullptr;
             }
+            group(gl, p.dec + gl * kDecGroup, ag, xg, out);
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(p.yout + c * p.ldout, p.mask, out[c]);
+    }
+
+    // Lane block j's dot products for C columns into S (from init).
+    template <int C>
+    [[gnu::always_inline]] static inline void block(const Args& p, int64_t gl, int j, const uint8_t* dg,
+                                                    const uint8_t* const (&ag)[C], __m512i (&S)[C]) {
+        prefetch_next<C>(p.next, p.as, gl, j);
+        const uint8_t* ac[C];
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c) ac[c] = ag[c] + 4 * j;
+        dots<0, C>(S, dg + j * NV * 64, ac);
+    }
+
+    // Integer-scale tile: per lane block S, then s1 += S * sc (int32); per
+    // super-block out += (d * s1 - dmin * sum(mn * block sum)) * da.
+    template <int C>
+    static void tile_int(const Args& p) {
+        frame<C>(p, [&](int64_t gl, const uint8_t* dg, const uint8_t* const (&ag)[C], const int32_t* const (&xg)[C],
+                        __m512 (&out)[C]) {
             const int hs = static_cast<int>(min64(kSuperPerGroup, p.nsup - gl * kSuperPerGroup));
             for (int h = 0; h < hs; ++h) {
                 __m512i s1[C];
 #pragma GCC unroll 8
                 for (int c = 0; c < C; ++c) s1[c] = _mm512_setzero_si512();
                 for (int j = h * kLanesPerSuper; j < (h + 1) * kLanesPerSuper; ++j) {
-                    prefetch_next<C>(p.next, as, gl, j);
-                    const uint8_t* ac[C];
-#pragma GCC unroll 8
-                    for (int c = 0; c < C; ++c) ac[c] = ag[c] + 4 * j;
                     __m512i S[C];
 #pragma GCC unroll 8
                     for (int c = 0; c < C; ++c) S[c] = _mm512_setzero_si512();
-                    dots<0, C>(S, dg + j * NV * 64, ac);
+                    block<C>(p, gl, j, dg, ag, S);
                     const __m512i sc = _mm512_load_si512(dg + kIntSC + j * 64);
 #pragma GCC unroll 8
                     for (int c = 0; c < C; ++c) s1[c] = _mm512_add_epi32(s1[c], _mm512_mullo_epi32(S[c], sc));
                 }
                 __m512i M[C];
-#pragma GCC unroll 8
-                for (int c = 0; c < C; ++c) M[c] = _mm512_setzero_si512();
-#pragma GCC unroll 4
-                for (int q = 0; q < 4; ++q) {
-                    const __m512i mn = _mm512_load_si512(dg + kIntMins + (h * 4 + q) * 64);
-#pragma GCC unroll 8
-                    for (int c = 0; c < C; ++c) M[c] = Dot::dot16(M[c], mn, _mm512_set1_epi32(xg[c][h * 4 + q]));
-                }
+                min_term<C, 4>(dg + kIntMins + h * 4 * 64, xg, h * 4, M);
                 const __m512 d = _mm512_load_ps(reinterpret_cast<const float*>(dg + kIntD + h * 64));
                 const __m512 ndmin = _mm512_load_ps(reinterpret_cast<const float*>(dg + kIntDmin + h * 64));
 #pragma GCC unroll 8
@@ -336,9 +348,22 @@ struct QRows {
                     out[c] = _mm512_fmadd_ps(t, bcast_f32(ag[c] + kDA + 4 * h * kLanesPerSuper), out[c]);
                 }
             }
-        }
+        });
+    }
+
+    // M[c] = sum over Q pairs q of (minimum pair vector q) . (column c's
+    // block-sum pair q0 + q), by int16 pair products.
+    template <int C, int Q>
+    [[gnu::always_inline]] static inline void min_term(const uint8_t* mins, const int32_t* const (&xg)[C], int q0,
+                                                       __m512i (&M)[C]) {
 #pragma GCC unroll 8
-        for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(p.yout + c * p.ldout, p.mask, out[c]);
+        for (int c = 0; c < C; ++c) M[c] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int q = 0; q < Q; ++q) {
+            const __m512i mn = _mm512_load_si512(mins + q * 64);
+#pragma GCC unroll 8
+            for (int c = 0; c < C; ++c) M[c] = Dot::dot16(M[c], mn, _mm512_set1_epi32(xg[c][q0 + q]));
+        }
     }
 
     // Folded tile: per super-block and column, one integer sum over all its
@@ -347,40 +372,14 @@ struct QRows {
     //   out += (d * S - dmin * M) * da
     template <int C>
     static void tile_folded(const Args& p) {
-        const size_t as = p.as;
-        __m512 out[C];
-#pragma GCC unroll 8
-        for (int c = 0; c < C; ++c) out[c] = p.yin ? _mm512_load_ps(p.yin + c * p.ldin) : _mm512_setzero_ps();
-        for (int64_t gl = 0; gl < p.ngc; ++gl) {
-            const uint8_t* dg = p.dec + gl * kDecGroup;
-            const uint8_t* ag[C];
-            const int32_t* xg[C];
-#pragma GCC unroll 8
-            for (int c = 0; c < C; ++c) {
-                ag[c] = p.a + c * as + gl * kAG;
-                xg[c] = p.aux + c * p.ldaux + gl * 8;
-            }
+        frame<C>(p, [&](int64_t gl, const uint8_t* dg, const uint8_t* const (&ag)[C], const int32_t* const (&xg)[C],
+                        __m512 (&out)[C]) {
             __m512i S[C];
 #pragma GCC unroll 8
             for (int c = 0; c < C; ++c) S[c] = D::kFoldBias > 0 ? _mm512_set1_epi32(xg[c][0]) : _mm512_setzero_si512();
-            for (int j = 0; j < 16; ++j) {
-                prefetch_next<C>(p.next, as, gl, j);
-                const uint8_t* ac[C];
-#pragma GCC unroll 8
-                for (int c = 0; c < C; ++c) ac[c] = ag[c] + 4 * j;
-                dots<0, C>(S, dg + j * NV * 64, ac);
-            }
+            for (int j = 0; j < 16; ++j) block<C>(p, gl, j, dg, ag, S);
             __m512i M[C];
-            if constexpr (D::kMinTerm) {
-#pragma GCC unroll 8
-                for (int c = 0; c < C; ++c) M[c] = _mm512_setzero_si512();
-#pragma GCC unroll 8
-                for (int q = 0; q < 8; ++q) {
-                    const __m512i mn = _mm512_load_si512(dg + kFoldMins + q * 64);
-#pragma GCC unroll 8
-                    for (int c = 0; c < C; ++c) M[c] = Dot::dot16(M[c], mn, _mm512_set1_epi32(xg[c][q]));
-                }
-            }
+            if constexpr (D::kMinTerm) min_term<C, 8>(dg + kFoldMins, xg, 0, M);
             const __m512 d = _mm512_load_ps(reinterpret_cast<const float*>(dg + kFoldD));
             const __m512 ndmin = _mm512_load_ps(reinterpret_cast<const float*>(dg + kFoldDmin));
 #pragma GCC unroll 8
@@ -389,56 +388,39 @@ struct QRows {
                 if constexpr (D::kMinTerm) t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(M[c]), ndmin, t);
                 out[c] = _mm512_fmadd_ps(t, bcast_f32(ag[c] + kDA), out[c]);
             }
-        }
-#pragma GCC unroll 8
-        for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(p.yout + c * p.ldout, p.mask, out[c]);
+        });
     }
+
+    // Float tile (layout: DW[16], MW[16] after the values).
     template <int C>
     static void tile(const Args& p) {
         if constexpr (kFold) return tile_folded<C>(p);
         if constexpr (kInt) return tile_int<C>(p);
-        const uint8_t* const dec = p.dec;
-        const uint8_t* const a = p.a;
-        const uint8_t* const next = p.next;
-        const size_t as = p.as;
-        const int64_t ngc = p.ngc, nsup = p.nsup;
-        __m512 out[C];
-#pragma GCC unroll 8
-        for (int c = 0; c < C; ++c) out[c] = p.yin ? _mm512_load_ps(p.yin + c * p.ldin) : _mm512_setzero_ps();
-        for (int64_t gl = 0; gl < ngc; ++gl) {
-            const uint8_t* dg = dec + gl * kDecGroup;
-            const uint8_t* ag[C];
-#pragma GCC unroll 8
-            for (int c = 0; c < C; ++c) ag[c] = a + c * as + gl * kAG;
-            const int hs = static_cast<int>(min64(kSuperPerGroup, nsup - gl * kSuperPerGroup));
+        frame<C>(p, [&](int64_t gl, const uint8_t* dg, const uint8_t* const (&ag)[C], const int32_t* const (&)[C],
+                        __m512 (&out)[C]) {
+            const int hs = static_cast<int>(min64(kSuperPerGroup, p.nsup - gl * kSuperPerGroup));
             for (int h = 0; h < hs; ++h) {
                 __m512 accf[C];
 #pragma GCC unroll 8
                 for (int c = 0; c < C; ++c) accf[c] = _mm512_setzero_ps();
                 for (int j = h * kLanesPerSuper; j < (h + 1) * kLanesPerSuper; ++j) {
-                    const uint8_t* ac[C];
-#pragma GCC unroll 8
-                    for (int c = 0; c < C; ++c) ac[c] = ag[c] + 4 * j;
-                    prefetch_next<C>(next, as, gl, j);
                     __m512i S[C];
 #pragma GCC unroll 8
                     for (int c = 0; c < C; ++c) S[c] = _mm512_setzero_si512();
-                    dots<0, C>(S, dg + j * NV * 64, ac);
+                    block<C>(p, gl, j, dg, ag, S);
                     const __m512 dw = _mm512_load_ps(reinterpret_cast<const float*>(dg + (16 * NV + j) * 64));
                     const __m512 mw = _mm512_load_ps(reinterpret_cast<const float*>(dg + (16 * NV + 16 + j) * 64));
 #pragma GCC unroll 8
                     for (int c = 0; c < C; ++c) {
                         accf[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S[c]), dw, accf[c]);
-                        out[c] = _mm512_fmadd_ps(mw, bcast_f32(ac[c] + kSA), out[c]);
+                        out[c] = _mm512_fmadd_ps(mw, bcast_f32(ag[c] + 4 * j + kSA), out[c]);
                     }
                 }
 #pragma GCC unroll 8
                 for (int c = 0; c < C; ++c)
                     out[c] = _mm512_fmadd_ps(accf[c], bcast_f32(ag[c] + kDA + 4 * h * kLanesPerSuper), out[c]);
             }
-        }
-#pragma GCC unroll 8
-        for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(p.yout + c * p.ldout, p.mask, out[c]);
+        });
     }
 
     using TileFn = void (*)(const Args&);
