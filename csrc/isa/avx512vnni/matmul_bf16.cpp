@@ -89,7 +89,7 @@ void pack_panel_bf16(const uint8_t* w, size_t ws, int rows, int64_t k0, int kc, 
 // acc (+)= panel x columns; x: column c's pairs at x + c * kKP.
 template <int NC>
 void micro_bf16(int np, const uint32_t* p, const uint32_t* x, float* y, int64_t ldy, bool add, __mmask16 m0,
-                __mmask16 m1) {
+                __mmask16 m1, const isa_avx512::NextTile& next) {
     isa_avx512::micro_tile<NC>(np, y, ldy, add, m0, m1, [&](int kp, __m512 (&a0)[NC], __m512 (&a1)[NC]) {
         const __m512i w0 = _mm512_load_si512(p + kp * kMR), w1 = _mm512_load_si512(p + kp * kMR + 16);
         for (int c = 0; c < NC; ++c) {
@@ -97,10 +97,11 @@ void micro_bf16(int np, const uint32_t* p, const uint32_t* x, float* y, int64_t 
             a0[c] = _mm512_dpbf16_ps(a0[c], as_bh(w0), as_bh(b));
             a1[c] = _mm512_dpbf16_ps(a1[c], as_bh(w1), as_bh(b));
         }
-    });
+    }, next);
 }
 
-using MicroFn = void (*)(int, const uint32_t*, const uint32_t*, float*, int64_t, bool, __mmask16, __mmask16);
+using MicroFn = void (*)(int, const uint32_t*, const uint32_t*, float*, int64_t, bool, __mmask16, __mmask16,
+                        const isa_avx512::NextTile&);
 constexpr MicroFn kMicro[kNR + 1] = {nullptr,       micro_bf16<1>, micro_bf16<2>,  micro_bf16<3>, micro_bf16<4>,
                                      micro_bf16<5>, micro_bf16<6>, micro_bf16<7>,  micro_bf16<8>, micro_bf16<9>,
                                      micro_bf16<10>, micro_bf16<11>, micro_bf16<12>};
@@ -121,9 +122,17 @@ void gemm_packed_bf16(int64_t k, const uint8_t* w, size_t ws, int64_t nr, const 
             const int rows = static_cast<int>(isa_avx512::min64(kMR, nr - r0));
             pack_panel_bf16(w + r0 * ws, ws, rows, k0, kc, panel);
             const __mmask16 m0 = isa_avx512::low_mask16(rows), m1 = isa_avx512::low_mask16(rows - 16);
-            for (int64_t c0 = 0; c0 < nc; c0 += kNR) {
+            // The next panel's rows (32 x kc bf16, 8 lines each at kc = 256)
+            // are fetched into L2 a row per column tile, ahead of its packing.
+            const uint8_t* ahead = r0 + 2 * kMR <= nr ? w + (r0 + kMR) * ws + 2 * k0 : nullptr;
+            for (int64_t c0 = 0, t = 0; c0 < nc; c0 += kNR, ++t) {
+                if (ahead && t < kMR)
+                    for (int o = 0; o < 2 * kc; o += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + t * ws + o), _MM_HINT_T1);
                 const int cols = static_cast<int>(isa_avx512::min64(kNR, nc - c0));
-                kMicro[cols](np, panel, xp + c0 * kKP, y + c0 * ldy + r0, ldy, k0 > 0, m0, m1);
+                // 512-byte columns: 8 lines (log2 3)
+                const isa_avx512::NextTile next =
+                    isa_avx512::next_tile(xp, kKP * sizeof(uint32_t), 3, y + r0, ldy, c0, nc, k0 > 0);
+                kMicro[cols](np, panel, xp + c0 * kKP, y + c0 * ldy + r0, ldy, k0 > 0, m0, m1, next);
             }
         }
     }
