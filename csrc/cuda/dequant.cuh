@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "cuda/search.cuh"
+#include "quants/block/q2_q3_k.h"
 
 namespace kq::cuda::dev {
 
@@ -113,11 +114,8 @@ struct DeqQ2_K {
 struct DeqQ3_K {
     using Block = block_q3_K;
     static constexpr int kParts = 8;
-    __device__ static int get_scale(const uint8_t* scales, int j) {
-        const int lo = j < 8 ? (scales[j] & 0xF) : (scales[j - 8] >> 4);
-        const int hi = (scales[8 + j % 4] >> (2 * (j / 4))) & 3;
-        return (lo | (hi << 4)) - 32;
-    }
+    // The signed 6-bit scale of sub-block j (quants/block/q2_q3_k.h).
+    __device__ static int get_scale(const uint8_t* scales, int j) { return ref::q3k::get_scale(scales, j); }
     // As Q2_K; the hmask bit of chunk c is bit c.
     __device__ static void dq32(const Block& b, int c, float* y) {
         const float dall = fp16_to_fp32(b.d);

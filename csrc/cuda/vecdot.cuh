@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "cuda/search.cuh"
+#include "quants/block/q2_q3_k.h"
 
 namespace kq::cuda::dev {
 
@@ -129,11 +130,8 @@ struct VecQ2_K {
 struct VecQ3_K {
     using Block = block_q3_K;
     static constexpr int kParts = 8;
-    __device__ static int get_scale(const uint8_t* scales, int j) {
-        const int lo = j < 8 ? (scales[j] & 0xF) : (scales[j - 8] >> 4);
-        const int hi = (scales[8 + j % 4] >> (2 * (j / 4))) & 3;
-        return (lo | (hi << 4)) - 32;
-    }
+    // The signed 6-bit scale of sub-block j (quants/block/q2_q3_k.h).
+    __device__ static int get_scale(const uint8_t* scales, int j) { return ref::q3k::get_scale(scales, j); }
     __device__ static void unpack(const Block& b, int c, Unpacked& u) {
         const uint8_t* q = b.qs + 32 * (c / 4);
         const int shift = 2 * (c % 4);

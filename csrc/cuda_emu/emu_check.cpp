@@ -4,7 +4,10 @@
 // dequant.cuh, vecdot.cuh) use only a handful of CUDA intrinsics. Defining
 // those here lets the host compiler build the very same functions, so their
 // bytes can be compared with the CPU reference (kq::ref) in every build, with
-// or without CUDA or a GPU. With -ffp-contract=off the host float arithmetic
+// or without CUDA or a GPU. The quantizers' block code is the reference's own
+// (csrc/quants/block/); for them this checks the device interface around it
+// (block slicing, the imatrix slice, the row's sigma2 pass). The chunked
+// dequantizers and the dp4a unpackers are device ports, checked value by value. With -ffp-contract=off the host float arithmetic
 // is IEEE single precision without contraction, as the device code compiled
 // with -fmad=false -prec-div=true -prec-sqrt=true -ftz=false, so a mismatch
 // here is a porting error (the GPU tests then check the real device).

@@ -23,4 +23,25 @@ inline void store_block(void* row, int64_t i, const Block& b) {
     std::memcpy(static_cast<uint8_t*>(row) + static_cast<size_t>(i) * sizeof(Block), &b, sizeof(Block));
 }
 
+// A row of n values quantized block by block: Fn(x, qw, b) for each block of
+// kQK values, qw its slice of the imatrix (null without one).
+template <class Block, int kQK, void (*Fn)(const float*, const float*, Block&)>
+void quantize_blocks(const float* x, void* y, int64_t n, const float* imatrix) {
+    for (int64_t i = 0; i < n / kQK; ++i) {
+        Block b;
+        Fn(x + i * kQK, imatrix ? imatrix + i * kQK : nullptr, b);
+        store_block(y, i, b);
+    }
+}
+
+// The same for formats that take no imatrix: Fn(x, b).
+template <class Block, int kQK, void (*Fn)(const float*, Block&)>
+void quantize_blocks(const float* x, void* y, int64_t n) {
+    for (int64_t i = 0; i < n / kQK; ++i) {
+        Block b;
+        Fn(x + i * kQK, b);
+        store_block(y, i, b);
+    }
+}
+
 }  // namespace kq::ref

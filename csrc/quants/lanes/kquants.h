@@ -19,8 +19,7 @@
 #include <cstring>
 
 #include "core/blocks.h"
-#include "quants/kquant_search.h"  // make_qp_quants, make_qx_quants (out of line; its
-                                     // inline helpers are not called from these ISA builds)
+#include "quants/kquant_search_calls.h"  // make_qp_quants, make_qx_quants, out of line
 #include "quants/lanes/kchunk.h"
 #include "quants/lanes/lane_api.h"
 #include "quants/lanes/pack.h"
@@ -43,8 +42,8 @@ inline void finish_q45_K(const float* x, const C& c, int s0, bool weighted, uint
     if (weighted) {
         // The 6-bit codes by their own search, weighted by the sub-blocks'
         // summed importance; Q5_K clamps them to 63, Q4_K keeps ggml's wrap.
-        const float d_block = ref::ks::make_qp_quants(8, 63, sc, ls, c.sw + s0);
-        const float m_block = ref::ks::make_qp_quants(8, 63, mn, lm, c.sw + s0);
+        const float d_block = ref::ks_calls::make_qp_quants(8, 63, sc, ls, c.sw + s0);
+        const float m_block = ref::ks_calls::make_qp_quants(8, 63, mn, lm, c.sw + s0);
         if (kBits == 5)
             for (int j = 0; j < 8; ++j) {
                 ls[j] = std::min<uint8_t>(63, ls[j]);
@@ -175,8 +174,8 @@ void quantize_q2_K(const float* x, void* vy, int64_t n, const float* qw) {
             // The 4-bit codes by their own search, weighted by the sub-blocks'
             // summed importance.
             uint8_t ls[16], lm[16];
-            const float dm = ref::ks::make_qp_quants(16, 15, c.scale + s0, ls, c.sw + s0);
-            const float mm = ref::ks::make_qp_quants(16, 15, c.min + s0, lm, c.sw + s0);
+            const float dm = ref::ks_calls::make_qp_quants(16, 15, c.scale + s0, ls, c.sw + s0);
+            const float mm = ref::ks_calls::make_qp_quants(16, 15, c.min + s0, lm, c.sw + s0);
             y.d = V::half(dm);
             y.dmin = V::half(mm);
             for (int j = 0; j < 16; ++j) y.scales[j] = static_cast<uint8_t>(ls[j] | (lm[j] << 4));
@@ -256,7 +255,7 @@ void quantize_q3_K(const float* x, void* vy, int64_t n, const float* qw) {
         if (qw) {
             // By make_qx_quants over the 16 scales, weighted by the sub-blocks' summed importance.
             int8_t ls[16];
-            const float d_block = ref::ks::make_qx_quants(16, 32, c.scale + s0, ls, c.sw + s0);
+            const float d_block = ref::ks_calls::make_qx_quants(16, 32, c.scale + s0, ls, c.sw + s0);
             for (int j = 0; j < 16; ++j) q[j] = static_cast<uint8_t>(ls[j]);
             y.d = V::half(d_block);
         } else {
