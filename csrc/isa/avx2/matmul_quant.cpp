@@ -15,7 +15,12 @@ namespace {
 // u8 x s8 -> int32 lanes. pmaddubsw cannot overflow: values <= 63 (or
 // |w| <= 127 with |a| <= 127 for Q8_0) keep each pair sum under 2^15.
 inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+    __m256i r = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+    // Keeps the sum in a register here: integer adds reassociate, and GCC
+    // otherwise computes every product of a tile first and adds them in a
+    // tree, spilling a dozen ymm values per group with only 16 registers.
+    asm("" : "+x"(r));
+    return r;
 }
 
 inline __m256i nib_lo(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0F)); }

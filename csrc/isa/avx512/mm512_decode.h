@@ -25,12 +25,22 @@ struct DotVnni {
 // pmaddubsw: u8 x s8 pairs summed to int16 (no saturation: values <= 63 or
 // |w| <= 127 with |a| <= 127 keep 2 * 63 * 127 and 2 * 127 * 127 in range),
 // then pmaddwd by 1 sums pairs to int32.
+// The empty asm keeps each sum in a register where it is formed: integer
+// adds reassociate, and GCC otherwise computes all of a tile's products
+// first and adds them in a tree, spilling a hundred zmm values per call
+// (VNNI's vpdpbusd accumulates in one instruction and is not affected).
 struct DotBw {
     static constexpr bool kVnni = false;
     static __m512i dot(__m512i acc, __m512i u, __m512i s) {
-        return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+        __m512i r = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+        asm("" : "+v"(r));
+        return r;
     }
-    static __m512i dot16(__m512i acc, __m512i a, __m512i b) { return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b)); }
+    static __m512i dot16(__m512i acc, __m512i a, __m512i b) {
+        __m512i r = _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+        asm("" : "+v"(r));
+        return r;
+    }
 };
 
 inline __m512i nib_lo(__m512i v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0F)); }

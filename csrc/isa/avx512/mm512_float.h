@@ -179,8 +179,8 @@ void pack_panel(const uint8_t* w, size_t ws, int rows, int64_t k0, int kc, float
 // column of y. Without it each call starts on activation lines that are in
 // L2 only and on y lines (8 MiB at n=512, m=4096) that are in L3: measured
 // 160 -> 181 GFLOPS for BF16 at m=4096, k=14336, n=512, 1 thread. The f32
-// kernel takes only the y part (prefetch_y_tile): with the activation lines
-// as well it measured 98.6 -> 92.8 GFLOPS, as its 32 KiB panel fills L1.
+// kernel does without: with it, 98.6 -> 92.8 GFLOPS (its 32 KiB panel fills
+// L1), and with the y lines alone no gain outside the noise.
 struct NextTile {
     const char* x;   // first activation column of the next call
     int64_t xs;      // bytes between its columns
@@ -202,16 +202,6 @@ struct NextTile {
         }
     }
 };
-
-// The f32 kernel's part of that: the next call's y tile (2 lines a column),
-// requested in one burst before this call runs (m=4096, k=4096, n=512, 1
-// thread: 84-88 -> 96-100 GFLOPS). Always inlined, as NextTile::at.
-[[gnu::always_inline]] inline void prefetch_y_tile(const float* y, int64_t ldy) {
-    for (int c = 0; c < kNR; ++c) {
-        _mm_prefetch(reinterpret_cast<const char*>(y + c * ldy), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(y + c * ldy + 16), _MM_HINT_T0);
-    }
-}
 
 struct NoPrefetch {
     void at(int) const {}
@@ -295,7 +285,6 @@ void gemm_packed(int64_t k, const uint8_t* w, size_t ws, int64_t nr, const uint8
             const __mmask16 m0 = low_mask16(rows), m1 = low_mask16(rows - 16);
             for (int64_t c0 = 0; c0 < nc; c0 += kNR) {
                 const int cols = static_cast<int>(min64(kNR, nc - c0));
-                if (k0 > 0 && c0 + kNR < nc) prefetch_y_tile(y + (c0 + kNR) * ldy + r0, ldy);
                 kMicro[cols](kc, panel, x + c0 * xs, xs, y + c0 * ldy + r0, ldy, k0 > 0, m0, m1);
             }
         }
