@@ -186,7 +186,8 @@ struct QTile {
                 for (int r = 0; r < R; ++r)
                     for (size_t o = 0; o < D::kBytes; o += 64)
                         _mm_prefetch(reinterpret_cast<const char*>(pf + r * ws + gi * D::kBytes + o), _MM_HINT_T1);
-            for (int h = 0; h < 2; ++h) {
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; ++h) {  // unrolled: decoders branch on h (Q3_K)
                 __m256i S[R][C];
 #pragma GCC unroll 8
                 for (int c = 0; c < C; ++c) {
