@@ -70,6 +70,25 @@ inline KQ_HD void imatrix_weights(const float* qw, const float* x, int n, float 
     for (int i = 0; i < n; ++i) w[i] = qw[i] * sqrtf(sigma2 + x[i] * x[i]);
 }
 
+// The same for a k-quant sub-block, returning the sum of its weights (left to
+// right), the sub-block's importance in the search of the super-block scales.
+inline KQ_HD float subblock_weights(const float* qw, const float* x, int n, float sigma2, float* w) {
+    imatrix_weights(qw, x, n, sigma2, w);
+    float s = 0.0f;
+    for (int i = 0; i < n; ++i) s += w[i];
+    return s;
+}
+
+// The block quantizer of a format with a plain and an importance-weighted
+// path: qw null selects the plain one.
+template <class Block, void (*Plain)(const float*, Block&), void (*Weighted)(const float*, const float*, Block&)>
+inline KQ_HD void plain_or_weighted(const float* x, const float* qw, Block& b) {
+    if (qw)
+        Weighted(x, qw, b);
+    else
+        Plain(x, b);
+}
+
 // The value of largest magnitude, keeping its sign; the first one wins ties.
 inline KQ_HD float signed_absmax(int n, const float* x, float* amax_out) {
     float amax = 0.0f, max = 0.0f;
@@ -82,6 +101,14 @@ inline KQ_HD float signed_absmax(int n, const float* x, float* amax_out) {
     }
     *amax_out = amax;
     return max;
+}
+
+// A group whose largest |x| is below kGroupMaxEps quantizes to level 0
+// everywhere (scale 0): true after zeroing L.
+inline KQ_HD bool zero_group(int n, float amax, int8_t* L) {
+    if (amax >= kGroupMaxEps) return false;
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return true;
 }
 
 // Weighted sums of one symmetric level assignment at inverse scale iscale:
@@ -114,10 +141,7 @@ inline KQ_HD float make_qx_quants(int n, int nmax, const float* x, int8_t* L, co
     assert(n <= kMaxGroup);
     float amax;
     const float max = signed_absmax(n, x, &amax);
-    if (amax < kGroupMaxEps) {
-        for (int i = 0; i < n; ++i) L[i] = 0;
-        return 0.0f;
-    }
+    if (zero_group(n, amax, L)) return 0.0f;
     // Start: the extreme value lands exactly on level -nmax.
     const float fnmax = static_cast<float>(nmax);
     LevelSums best_sums = symmetric_levels(n, nmax, x, qw, static_cast<float>(-nmax) / max, L);
@@ -148,10 +172,7 @@ inline KQ_HD float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
     assert(n <= kMaxGroup);
     float amax;
     const float max = signed_absmax(n, x, &amax);
-    if (amax < kGroupMaxEps) {
-        for (int i = 0; i < n; ++i) L[i] = 0;
-        return 0.0f;
-    }
+    if (zero_group(n, amax, L)) return 0.0f;
     const float iscale = static_cast<float>(-nmax) / max;
     // Here L holds the signed level until the end.
     float sumlx = 0.0f, suml2 = 0.0f;

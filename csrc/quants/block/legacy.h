@@ -75,6 +75,20 @@ inline KQ_HD void pack_5bit(const uint8_t* L, uint8_t* qs, uint8_t* qh_bytes) {
     for (int b = 0; b < 4; ++b) qh_bytes[b] = static_cast<uint8_t>(qh >> (8 * b));
 }
 
+// The importance-weighted asymmetric fit of Q4_1 (nmax 15) and Q5_1 (31):
+// levels into L, d and m into b. rmin -0.9, rdelta 0.05, 36 steps: ggml's
+// trial inverse scales for the weighted legacy/k-quant searches,
+// (nmax - 0.9 .. nmax + 0.9)/range.
+template <class Block>
+inline KQ_HD void affine_weighted(const float* xb, const float* qw, float sigma2, int nmax, uint8_t* L, Block& b) {
+    float w[32];
+    ks::imatrix_weights(qw, xb, 32, sigma2, w);
+    float the_min;
+    const float d = ks::make_qkx3_quants(32, nmax, xb, w, L, &the_min, -0.9f, 0.05f, 36, false);
+    b.d = fp32_to_fp16(d);
+    b.m = fp32_to_fp16(-the_min);
+}
+
 // ---- Q4_0: x = d * (q - 8) ---------------------------------------------------
 inline KQ_HD void quantize_q4_0(const float* xb, const float* qw, float sigma2, block_q4_0& b) {
     if (!qw) {
@@ -115,15 +129,8 @@ inline KQ_HD void quantize_q4_1(const float* xb, const float* qw, float sigma2, 
         }
         return;
     }
-    float w[QK4_1];
     uint8_t L[QK4_1];
-    ks::imatrix_weights(qw, xb, QK4_1, sigma2, w);
-    float the_min;
-    // rmin -0.9, rdelta 0.05, 36 steps: ggml's trial inverse scales for the
-    // weighted legacy/k-quant searches, (nmax - 0.9 .. nmax + 0.9)/range.
-    const float d = ks::make_qkx3_quants(QK4_1, 15, xb, w, L, &the_min, -0.9f, 0.05f, 36, false);
-    b.d = fp32_to_fp16(d);
-    b.m = fp32_to_fp16(-the_min);
+    affine_weighted(xb, qw, sigma2, 15, L, b);
     for (int j = 0; j < kHalf; ++j) b.qs[j] = static_cast<uint8_t>(L[j] | (L[j + kHalf] << 4));
 }
 
@@ -160,12 +167,7 @@ inline KQ_HD void quantize_q5_1(const float* xb, const float* qw, float sigma2, 
         b.d = fp32_to_fp16(d);
         b.m = fp32_to_fp16(mn);
     } else {
-        float w[QK5_1];
-        ks::imatrix_weights(qw, xb, QK5_1, sigma2, w);
-        float the_min;
-        const float d = ks::make_qkx3_quants(QK5_1, 31, xb, w, L, &the_min, -0.9f, 0.05f, 36, false);
-        b.d = fp32_to_fp16(d);
-        b.m = fp32_to_fp16(-the_min);
+        affine_weighted(xb, qw, sigma2, 31, L, b);
     }
     pack_5bit(L, b.qs, b.qh);
 }

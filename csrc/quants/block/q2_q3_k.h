@@ -87,10 +87,7 @@ inline KQ_HD void quantize_imatrix(const float* x, const float* qw, block_q2_K& 
     uint8_t Ls[kNumSub], Lm[kNumSub];
     const float sigma2 = ks::sum_squares(x, QK_K) / QK_K;
     for (int j = 0; j < kNumSub; ++j) {
-        ks::imatrix_weights(qw + kSub * j, x + kSub * j, kSub, sigma2, weight);
-        float s = 0.0f;
-        for (int k = 0; k < kSub; ++k) s += weight[k];
-        sw[j] = s;
+        sw[j] = ks::subblock_weights(qw + kSub * j, x + kSub * j, kSub, sigma2, weight);
         // rmin -0.9, rdelta 0.05, 36 steps: (3 - 0.9 .. 3 + 0.9)/range, finer than the plain path.
         scales[j] = ks::make_qkx3_quants(kSub, 3, x + kSub * j, weight, L + kSub * j, &mins[j], -0.9f, 0.05f, 36,
                                          false);
@@ -108,10 +105,7 @@ inline KQ_HD void quantize_imatrix(const float* x, const float* qw, block_q2_K& 
 
 // The block of 256 values x; qw: its imatrix slice, or null.
 inline KQ_HD void quantize(const float* x, const float* qw, block_q2_K& b) {
-    if (qw)
-        quantize_imatrix(x, qw, b);
-    else
-        quantize_plain(x, b);
+    ks::plain_or_weighted<block_q2_K, quantize_plain, quantize_imatrix>(x, qw, b);
 }
 
 }  // namespace
@@ -196,10 +190,7 @@ inline KQ_HD void quantize_imatrix(const float* x, const float* qw, block_q3_K& 
     int8_t Ls[kNumSub];
     const float sigma2 = 2 * ks::sum_squares(x, QK_K) / QK_K;
     for (int j = 0; j < kNumSub; ++j) {
-        ks::imatrix_weights(qw + kSub * j, x + kSub * j, kSub, sigma2, weight);
-        float s = 0.0f;
-        for (int k = 0; k < kSub; ++k) s += weight[k];
-        sw[j] = s;
+        sw[j] = ks::subblock_weights(qw + kSub * j, x + kSub * j, kSub, sigma2, weight);
         scales[j] = ks::make_qx_quants(kSub, 4, x + kSub * j, L + kSub * j, weight);
     }
     for (int j = 0; j < K_SCALE_SIZE; ++j) b.scales[j] = 0;
@@ -212,10 +203,7 @@ inline KQ_HD void quantize_imatrix(const float* x, const float* qw, block_q3_K& 
 
 // The block of 256 values x; qw: its imatrix slice, or null.
 inline KQ_HD void quantize(const float* x, const float* qw, block_q3_K& b) {
-    if (qw)
-        quantize_imatrix(x, qw, b);
-    else
-        quantize_plain(x, b);
+    ks::plain_or_weighted<block_q3_K, quantize_plain, quantize_imatrix>(x, qw, b);
 }
 
 }  // namespace

@@ -93,10 +93,7 @@ inline KQ_HD void quantize_imatrix(const float* x, const float* qw, int nmax, bo
     float weights[kSub], scales[kNumSub], mins[kNumSub], sw[kNumSub];
     const float sigma2 = 2 * ks::sum_squares(x, QK_K) / QK_K;
     for (int j = 0; j < kNumSub; ++j) {
-        ks::imatrix_weights(qw + kSub * j, x + kSub * j, kSub, sigma2, weights);
-        float s = 0.0f;
-        for (int k = 0; k < kSub; ++k) s += weights[k];
-        sw[j] = s;
+        sw[j] = ks::subblock_weights(qw + kSub * j, x + kSub * j, kSub, sigma2, weights);
         // rmin -0.9, rdelta 0.05, 36 steps: (nmax - 0.9 .. nmax + 0.9)/range.
         scales[j] = ks::make_qkx3_quants(kSub, nmax, x + kSub * j, weights, L + kSub * j, &mins[j], -0.9f, 0.05f, 36,
                                          false);

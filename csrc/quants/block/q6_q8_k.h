@@ -86,14 +86,8 @@ inline KQ_HD void quantize(const float* x, block_q8_K& b) {
     b.d = 0.0f;  // an all-zero block: d = 0, q = 0, bsums = 0
     for (int j = 0; j < QK_K; ++j) b.qs[j] = 0;
     for (int g = 0; g < QK_K / 16; ++g) b.bsums[g] = 0;
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < QK_K; ++j) {
-        const float a = fabsf(x[j]);
-        if (a > amax) {
-            amax = a;
-            max = x[j];
-        }
-    }
+    float amax;
+    const float max = ks::signed_absmax(QK_K, x, &amax);
     if (amax != 0.0f) {
         // The extreme value maps to -127 (not -128): ggml keeps the range
         // symmetric so that the IQ dot products can negate freely.
