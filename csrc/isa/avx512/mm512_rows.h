@@ -1,5 +1,6 @@
 // Mat-vec (n <= 4 columns) of the legacy formats on ggml's own rows, block
-// by block, for rows whose packed layout would be padded.
+// by block, for rows whose packed layout would be padded, and for weights
+// that are not prepared at n = 1.
 //
 // Why: the packed layouts (matmul/packed.h) put 16 blocks side by side and
 // pad a row to whole groups of 16. A row of k = 576 (SmolLM2, and every
@@ -102,45 +103,83 @@ inline float act_sum(const typename B::Act& a) {
     else return 0.0f;
 }
 
-// One weight row against C activation rows.
-template <class B, bool kVnni, int C>
-void row_dot(int64_t nb, const typename B::Block* w, const uint8_t* a, size_t as, float* y, int64_t ldy) {
+// R weight rows (ws bytes apart) against C activation rows: the activation
+// block, and the offset term of Q4_0/Q5_0, are loaded and computed once per
+// block for the R rows. pf: null, or R rows further on, fetched into L2 a
+// block at a time while these compute.
+template <class B, bool kVnni, int R, int C>
+void rows_dot(int64_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y, int64_t ldy,
+              const uint8_t* pf) {
+    using Block = typename B::Block;
     using Act = typename B::Act;
-    __m256 acc[C];
-    float mins[C];
-    for (int c = 0; c < C; ++c) {
-        acc[c] = _mm256_setzero_ps();
-        mins[c] = 0.0f;
-    }
+    __m256 acc[R][C];
+    float mins[R][C];
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) {
+            acc[r][c] = _mm256_setzero_ps();
+            mins[r][c] = 0.0f;
+        }
     for (int64_t i = 0; i < nb; ++i) {
-        const __m256i wv = B::values(w[i]);
-        const float dw = f16(w[i].d);
-        const float mw = block_min<B>(w[i]);
+        if (pf)
+            for (int r = 0; r < R; ++r)
+                _mm_prefetch(reinterpret_cast<const char*>(pf + r * ws + i * sizeof(Block)), _MM_HINT_T1);
+        __m256i av[C], off[C];
+        float da[C], sa[C];
         for (int c = 0; c < C; ++c) {
             const Act& ab = reinterpret_cast<const Act*>(a + c * as)[i];
-            const __m256i av = load256u(ab.qs);
-            __m256i s;
-            if constexpr (B::kSigned) {
-                s = dot256<kVnni>(_mm256_setzero_si256(), _mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv));
-            } else {
-                s = dot256<kVnni>(_mm256_setzero_si256(), wv, av);
-                if constexpr (B::kOffset)
-                    s = _mm256_sub_epi32(s, dot256<kVnni>(_mm256_setzero_si256(),
-                                                           _mm256_set1_epi8(static_cast<char>(B::kOffset)), av));
+            av[c] = load256u(ab.qs);
+            da[c] = f16(ab.d);
+            sa[c] = act_sum<B>(ab);
+            if constexpr (B::kOffset)
+                off[c] = dot256<kVnni>(_mm256_setzero_si256(), _mm256_set1_epi8(static_cast<char>(B::kOffset)), av[c]);
+        }
+        for (int r = 0; r < R; ++r) {
+            const Block& wb = reinterpret_cast<const Block*>(w + r * ws)[i];
+            const __m256i wv = B::values(wb);
+            const float dw = f16(wb.d);
+            const float mw = block_min<B>(wb);
+            for (int c = 0; c < C; ++c) {
+                __m256i s;
+                if constexpr (B::kSigned) {
+                    s = dot256<kVnni>(_mm256_setzero_si256(), _mm256_abs_epi8(wv), _mm256_sign_epi8(av[c], wv));
+                } else {
+                    s = dot256<kVnni>(_mm256_setzero_si256(), wv, av[c]);
+                    if constexpr (B::kOffset) s = _mm256_sub_epi32(s, off[c]);
+                }
+                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dw * da[c]), acc[r][c]);
+                if constexpr (B::kMin) mins[r][c] += mw * sa[c];
             }
-            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dw * f16(ab.d)), acc[c]);
-            if constexpr (B::kMin) mins[c] += mw * act_sum<B>(ab);
         }
     }
-    for (int c = 0; c < C; ++c) {
-        const __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[c]), _mm256_extractf128_ps(acc[c], 1));
-        const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        y[c * ldy] = _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q))) + mins[c];
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) {
+            const __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[r][c]), _mm256_extractf128_ps(acc[r][c], 1));
+            const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            y[c * ldy + r] = _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q))) + mins[r][c];
+        }
+}
+
+template <class B, bool kVnni, int R>
+void rows_dot_cols(int64_t cc, int64_t nb, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* y,
+                   int64_t ldy, const uint8_t* pf) {
+    switch (cc) {
+        case 1: rows_dot<B, kVnni, R, 1>(nb, w, ws, a, as, y, ldy, pf); break;
+        case 2: rows_dot<B, kVnni, R, 2>(nb, w, ws, a, as, y, ldy, pf); break;
+        case 3: rows_dot<B, kVnni, R, 3>(nb, w, ws, a, as, y, ldy, pf); break;
+        default: rows_dot<B, kVnni, R, 4>(nb, w, ws, a, as, y, ldy, pf); break;
     }
 }
 
 // gemm_fn contract (core/kernels.h) on ggml rows, for nc <= kMatVecMaxCols
-// of the driver (4); larger nc are handled in chunks of 4 columns.
+// of the driver (4); larger nc are handled in chunks of 4 columns. Tiles of
+// kRowTile rows, then single rows. Each tile prefetches the tile four ahead:
+// rows are short (a SmolLM2 row of k = 576 is 18 blocks, 324 B of Q4_1), so
+// the next tile would already be in flight, and four interleaved streams
+// that short keep the hardware prefetcher from ramping up (Q8_0, 49152 x
+// 576, 1 thread: 1.2-1.6 ms one row at a time, 2.0 ms prefetching the next
+// tile, 4.3-5.0 ms without prefetch, 1.0-1.2 ms four tiles ahead).
+constexpr int kRowTile = 4;
+
 template <class B, bool kVnni>
 void gemv_rows(int64_t k, const void* w, size_t ws, int64_t nr, const void* a, size_t as, int64_t nc, float* y,
                int64_t ldy) {
@@ -149,17 +188,13 @@ void gemv_rows(int64_t k, const void* w, size_t ws, int64_t nr, const void* a, s
     const uint8_t* ab = static_cast<const uint8_t*>(a);
     for (int64_t c0 = 0; c0 < nc; c0 += 4) {
         const int64_t cc = nc - c0 < 4 ? nc - c0 : 4;
-        for (int64_t r = 0; r < nr; ++r) {
-            const auto* row = reinterpret_cast<const typename B::Block*>(wb + r * ws);
-            const uint8_t* ac = ab + c0 * as;
-            float* yr = y + c0 * ldy + r;
-            switch (cc) {
-                case 1: row_dot<B, kVnni, 1>(nb, row, ac, as, yr, ldy); break;
-                case 2: row_dot<B, kVnni, 2>(nb, row, ac, as, yr, ldy); break;
-                case 3: row_dot<B, kVnni, 3>(nb, row, ac, as, yr, ldy); break;
-                default: row_dot<B, kVnni, 4>(nb, row, ac, as, yr, ldy); break;
-            }
+        const uint8_t* ac = ab + c0 * as;
+        int64_t r = 0;
+        for (; r + kRowTile <= nr; r += kRowTile) {
+            const uint8_t* ahead = r + 5 * kRowTile <= nr ? wb + (r + 4 * kRowTile) * ws : nullptr;
+            rows_dot_cols<B, kVnni, kRowTile>(cc, nb, wb + r * ws, ws, ac, as, y + c0 * ldy + r, ldy, ahead);
         }
+        for (; r < nr; ++r) rows_dot_cols<B, kVnni, 1>(cc, nb, wb + r * ws, ws, ac, as, y + c0 * ldy + r, ldy, nullptr);
     }
 }
 
