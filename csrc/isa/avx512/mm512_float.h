@@ -174,13 +174,13 @@ void pack_panel(const uint8_t* w, size_t ws, int rows, int64_t k0, int kc, float
 
 // What the next micro-tile call will read, fetched into L1 a line per step
 // while this one computes: its kNR activation columns (1 << lines_log2
-// 64-byte lines each, xs bytes apart: 192 lines for f32's 1 KiB columns, 96
-// for the bf16 pairs' 512 B), then, when it adds to y, its 2 lines per
+// 64-byte lines each, xs bytes apart: 96 lines for the vdpbf16ps kernel's
+// 512 B columns of bf16 pairs), then, when it adds to y, its 2 lines per
 // column of y. Without it each call starts on activation lines that are in
 // L2 only and on y lines (8 MiB at n=512, m=4096) that are in L3: measured
 // 160 -> 181 GFLOPS for BF16 at m=4096, k=14336, n=512, 1 thread. The f32
-// kernel does without: with it, 98.6 -> 92.8 GFLOPS (its 32 KiB panel fills
-// L1), and with the y lines alone no gain outside the noise.
+// kernel does without (NoPrefetch): with it, 98.6 -> 92.8 GFLOPS (its 32 KiB
+// panel fills L1), and with the y lines alone no gain outside the noise.
 struct NextTile {
     const char* x;   // first activation column of the next call
     int64_t xs;      // bytes between its columns
