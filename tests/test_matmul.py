@@ -124,6 +124,22 @@ def test_matmul_errors():
         kquants.matmul(q, "q4_0", (4, 64), x, isa="nonsense")
 
 
+@pytest.mark.parametrize("n", [1, 3, 40])
+@pytest.mark.parametrize("name", MATMUL_TYPES)
+def test_prepared_weight_same_floats_on_whole_groups(name, n):
+    """k = 1024 fills whole groups of 16 lane blocks in every packed layout
+    (no padding), where PreparedWeight packs: the unprepared call must take
+    the same kernel and give the same floats, at every ISA."""
+    rng = np.random.default_rng(zlib.crc32(f"{name}/whole/{n}".encode()))
+    m, k = 24, 1024
+    q = kquants.quantize_array(rng.standard_normal((m, k)).astype(np.float32), name)
+    x = rng.standard_normal((n, k)).astype(np.float32)
+    for isa in ISAS:
+        pw = kquants.PreparedWeight(q, name, (m, k), isa=isa)
+        np.testing.assert_array_equal(pw.matmul(x, isa=isa), kquants.matmul(q, name, (m, k), x, isa=isa),
+                                      err_msg=f"{name} n={n} isa={isa}")
+
+
 @pytest.mark.parametrize("name", MATMUL_TYPES)
 def test_prepared_weight(name):
     q, x, ref, scale, gen = _case(name, "m37_n7")

@@ -54,9 +54,8 @@ struct TypeKernels {
     void (*pack_row)(const void* src, int64_t k, void* dst) = nullptr;
     // Optional mat-vec (nc <= 4) on ggml's rows and vec_dot_type activation
     // rows, the gemm contract otherwise: the driver uses it instead of the
-    // packed layout for weights that are not prepared, at n = 1 (no packing
-    // per call) and wherever the layout would pad the rows (k not a multiple
-    // of 16 lane blocks).
+    // packed layout when that layout would pad the rows (k not a multiple of
+    // 16 lane blocks) and the weights are not prepared.
     gemm_fn gemv_rows = nullptr;
     // Optional: the tail groups of padded rows (matmul/packed.h,
     // pack_weight_tail): y[c * ldy + r] += lane r % 16 of tile r / 16's dot

@@ -90,12 +90,13 @@ void matmul(const TypeTraits& t, const void* w, int64_t m, int64_t k, const floa
     if (m < 0 || n < 0 || k <= 0) throw Error("matmul: bad shape");
     const size_t src_row = row_size(t, k);
     const bool padded = tk.layout && packed::packed_row_bytes(*tk.layout, k) > src_row;
-    // Mat-vec of weights that are not prepared on ggml's rows, where the
-    // kernel set can (TypeKernels::gemv_rows): at n = 1, rather than packing
-    // every row chunk for a single use (Q4_0 m=4096, k=14336, 1 thread:
-    // ~30 -> ~44 GFLOPS, Q8_0 ~21 -> ~32; from n = 2 the packed kernel is
-    // ahead again), and up to n = 4 where packing would pad the rows.
-    const bool rows = !w_packed && tk.gemv_rows && (padded ? n <= kMatVecMaxCols : n == 1);
+    // Mat-vec on ggml's rows where packing would pad them (TypeKernels::gemv_rows).
+    // Only there: a PreparedWeight gives the same floats as the unprepared
+    // call (test_matmul.py), so both sides must take the same kernel. (Rows
+    // for every unprepared n = 1 measured faster than packing per call, e.g.
+    // Q4_0 m=4096, k=14336 ~30 -> ~44 GFLOPS, but sum in another order than
+    // the packed kernel of prepared weights.)
+    const bool rows = n <= kMatVecMaxCols && !w_packed && tk.gemv_rows && padded;
     const packed::WeightLayout* L = rows ? nullptr : tk.layout;
     const gemm_fn gemm = rows ? tk.gemv_rows : tk.gemm;
     if (w_packed && !L)

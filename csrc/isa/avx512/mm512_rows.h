@@ -1,6 +1,5 @@
 // Mat-vec (n <= 4 columns) of the legacy formats on ggml's own rows, block
-// by block, for rows whose packed layout would be padded, and for weights
-// that are not prepared at n = 1.
+// by block, for rows whose packed layout would be padded.
 //
 // Why: the packed layouts (matmul/packed.h) put 16 blocks side by side and
 // pad a row to whole groups of 16. A row of k = 576 (SmolLM2, and every
